@@ -16,7 +16,7 @@ from typing import Iterable, Literal
 
 from . import lexicon
 
-BlockKind = Literal["heading", "text", "table"]
+BlockKind = Literal["heading", "text", "table", "footnote"]
 
 BULLET_RE = re.compile(r"^(?:[•●▪■◦·*>»–—-]|\d{1,2}[.)])\s+")
 NUMBERED_HEADING_RE = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+\S")
@@ -28,6 +28,10 @@ FOOTNOTE_RE = re.compile(r"^Not\.\s*\d+\b")
 TERMINAL = tuple(".!?:;”\"»)")
 WORD_RE = re.compile(r"[A-Za-zÅÄÖåäöÉéÜü]+")
 TOKEN_SPLIT_RE = re.compile(r"(\s+)")
+HEADING_NEVER_ENDS = {
+    "och", "att", "som", "i", "på", "för", "av", "med", "en", "ett", "till", "om", "från", "den", "det", "de",
+    "eller", "samt", "vid", "under", "är", "har", "kan", "ska", "the", "of", "and",
+}
 CONJUNCTIONS = {"och", "eller", "samt", "respektive", "resp.", "som", "till", "men"}
 
 
@@ -131,7 +135,7 @@ def _looks_like_heading(text: str, width: int) -> bool:
     if text.endswith((".", ",", ";", "-", "–")) or BULLET_RE.match(text) or text.startswith(("”", '"', "(")):
         return False
     letters = [c for c in text if c.isalpha()]
-    if len(letters) < 3:
+    if len(letters) < 3 or text.split()[-1].lower() in HEADING_NEVER_ENDS:
         return False
     if NUMBERED_HEADING_RE.match(text):
         return not re.match(r"^\d+\s+(?:kr|procent|%|miljoner|st)\b", text)
@@ -294,24 +298,29 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
     repeated = _repeated_lines(groups)
     seen = document_vocabulary(pages)
     blocks: list[Block] = []
-    skip_footnote = False
     for group in groups:
         kept: list[Line] = []
+        footnotes: list[list[Line]] = []
+        in_footnote = False
         numeric = 0
         for line in group:
             if FOOTNOTE_RE.match(line.text):
-                skip_footnote = True
+                in_footnote = True
+                footnotes.append([line])
                 continue
-            if skip_footnote:
-                if line.page_start:
-                    skip_footnote = False
-                else:
+            if in_footnote:
+                if line.page_start or BULLET_RE.match(line.text):
+                    in_footnote = False
+                elif not _is_residue(line.text, repeated):
+                    footnotes[-1].append(line)
                     continue
             if _is_residue(line.text, repeated):
                 numeric += bool(NUMERIC_RESIDUE_RE.match(line.text))
                 continue
             kept.append(line)
-        skip_footnote = False
+        for note in footnotes:  # footnotes carry content too; each becomes a paragraph of its own
+            text = tidy(repair_inline(join_lines([line.text for line in note], seen), seen))
+            blocks.append(Block("footnote", text, note[0].page))
         if not kept or _is_toc_group(kept):
             continue
         # chart residue: labels and legends left around dropped numbers
@@ -322,7 +331,7 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
             if kind == "table":
                 text = "\n".join(tidy(line.text) for line in lines)
             elif kind == "heading":
-                text = tidy(" ".join(line.text for line in lines))
+                text = tidy(repair_inline(" ".join(line.text for line in lines)))
             else:
                 text = tidy(repair_inline(join_lines([line.text for line in lines], seen), seen))
             if text:

@@ -10,7 +10,7 @@ from .clean import BULLET_RE, Block
 
 MAX_CHARS = 1200
 TARGET_CHARS = 900
-MIN_CHARS = 220
+MIN_CHARS = 800
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…”])\s+(?=[A-ZÅÄÖ0-9”\"•–-])")
 
 

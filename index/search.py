@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .embed import Embedder, SentenceTransformerEmbedder
-from .glossary import looks_english, swedish_terms
+from .query import QueryRewriter, RewrittenQuery
 from .settings import Settings, get_settings
 from .store import LoadedIndex, StoredParagraph, load_index
-
-RRF_K = 60
-
 
 class QueryError(ValueError):
     """The query cannot be searched; the message says why, in terms a user understands."""
@@ -48,6 +44,16 @@ class ParagraphContext:
     after: list[Hit] = field(default_factory=list)
 
 
+def _rescale(scores: np.ndarray, depth: int) -> np.ndarray:
+    if len(scores) == 0:
+        return scores.astype(np.float64)
+    top = float(scores.max())
+    floor = float(np.partition(scores, -min(depth, len(scores)))[-min(depth, len(scores))])
+    if top <= 0 and floor <= 0 and top == floor:
+        return np.zeros(len(scores))
+    return np.clip((scores - floor) / (top - floor + 1e-9), 0.0, 1.0)
+
+
 def normalize_query(query: str) -> str:
     return re.sub(r"\s+", " ", query).strip()
 
@@ -61,7 +67,7 @@ class SearchEngine:
         self.settings = settings
         self._docs = {d.doc_id: d for d in index.manifest.documents}
         self._by_id = {p.paragraph_id: i for i, p in enumerate(index.paragraphs)}
-        self._lock = threading.Lock()
+        self.rewriter = QueryRewriter([p.text for p in index.paragraphs])
 
     @classmethod
     def load(cls, settings: Settings | None = None, embedder: Embedder | None = None, check_corpus: bool = True) -> "SearchEngine":
@@ -103,42 +109,35 @@ class SearchEngine:
         """Best cosine similarity of each paragraph's units to the query (-1 for unseen)."""
         vector = self.embedder.encode_queries([query])
         n_units = self.index.dense.ntotal
-        depth = min(n_units, max(self.settings.candidates * 4, 200))
+        depth = min(n_units, max(self.settings.dense_depth * 4, 200))
         sims, ids = self.index.dense.search(vector, depth)
         scores = np.full(len(self.index.paragraphs), -1.0, dtype=np.float32)
         owners = self.index.owners[ids[0][ids[0] >= 0]]
         np.maximum.at(scores, owners, sims[0][ids[0] >= 0])
         return scores
 
-    def lexical_scores(self, query: str, english: bool) -> np.ndarray:
-        lexical_query = query
-        if english:
-            lexical_query = f"{query} {swedish_terms(query)}"
-        return self.index.lexical.scores(lexical_query)
+    def lexical_scores(self, query: str) -> np.ndarray:
+        return self.index.lexical.scores(query)
 
     def fuse(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-        """Weighted reciprocal-rank fusion of the two rankings (top candidates of each)."""
-        n = len(dense)
-        c = min(self.settings.candidates, n)
-        fused = np.zeros(n, dtype=np.float64)
-        d_order = np.argsort(-dense)[:c]
-        fused[d_order] += self.settings.dense_weight / (RRF_K + np.arange(1, len(d_order) + 1))
-        lex_pos = np.flatnonzero(lexical > 0)
-        l_order = lex_pos[np.argsort(-lexical[lex_pos])][:c]
-        fused[l_order] += self.settings.lexical_weight / (RRF_K + np.arange(1, len(l_order) + 1))
-        return fused
+        """Weighted sum of the two scores, each rescaled per query so that its best paragraph
+        scores 1 and its n-th best (n = the fusion depth) scores 0. Rescaling by rank depth rather
+        than by min/max keeps one retriever's long tail of weak scores from flattening the other."""
+        s = self.settings
+        return s.dense_weight * _rescale(dense, s.dense_depth) + s.lexical_weight * _rescale(lexical, s.lexical_depth)
 
     # -- public API ----------------------------------------------------------------------------
     def search(self, query: str, k: int = 5) -> SearchResult:
         start = time.perf_counter()
         q = self.validate(query, k)
-        english = looks_english(q)
-        dense = self.dense_scores(q)
-        lexical = self.lexical_scores(q, english)
-        fused = self.fuse(dense, lexical)
+        rq = self.rewriter.rewrite(q)
+        fused = self.scores(rq)
         order = np.argsort(-fused, kind="stable")[:k]
         hits = [self._hit(int(i), fused[i]) for i in order if fused[i] > 0]
-        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), english)
+        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english)
+
+    def scores(self, rq: RewrittenQuery) -> np.ndarray:
+        return self.fuse(self.dense_scores(rq.dense), self.lexical_scores(rq.lexical))
 
     def paragraph(self, paragraph_id: str, neighbours: int = 1) -> ParagraphContext | None:
         i = self._by_id.get(paragraph_id)

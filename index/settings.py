@@ -30,9 +30,10 @@ class Settings(BaseSettings):
     passage_prompt: str | None = Field(None, description="Prefix for passages; default: the model's 'passage' prompt")
     embed_batch_size: int = Field(16, ge=1, le=512)
     torch_threads: int = Field(0, ge=0, description="Threads for torch; 0 = all cores")
-    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the semantic ranking in the fusion")
-    lexical_weight: float = Field(1.0, ge=0.0, description="Weight of the BM25 ranking in the fusion")
-    candidates: int = Field(60, ge=10, le=1000, description="Candidates each retriever passes to the fusion")
+    dense_weight: float = Field(0.5, ge=0.0, description="Weight of the semantic score in the fusion")
+    lexical_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 score in the fusion")
+    dense_depth: int = Field(50, ge=2, le=10_000, description="Rank whose semantic score maps to 0 in the fusion")
+    lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
     max_query_chars: int = Field(500, ge=10, le=10_000)
     max_k: int = Field(50, ge=1, le=1000)
 

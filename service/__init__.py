@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI): knowledge search API, later the web chat."""

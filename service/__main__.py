@@ -1,0 +1,18 @@
+"""Run the HTTP service: python -m service."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from .app import create_app
+from .settings import get_service_settings
+
+
+def main() -> None:
+    settings = get_service_settings()
+    print(f"Kunskapstjänsten startar på http://{settings.host}:{settings.port}  (API-dokumentation: /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""HTTP service over the knowledge index (FastAPI).
+
+    POST /api/search                 {"query": str, "k": int} -> {"hits": [...], "took_ms": float}
+    GET  /api/documents              the documents in the index
+    GET  /api/paragraphs/{id}        one paragraph with its neighbours
+    GET  /health                     ready or not, and why
+    GET  /docs, /openapi.json        OpenAPI documentation
+
+The model and the index load once, at start-up, in the background; until they are ready (or if
+they cannot load) the API answers 503 with the reason and the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Callable
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from index.documents import KnowledgeError
+from index.search import QueryError, SearchEngine
+from index.store import IndexUnavailableError
+
+from .settings import ServiceSettings, get_service_settings
+
+log = logging.getLogger("assistant.service")
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(..., description="The question, in Swedish or English", examples=["Vad är IOP?"])
+    k: int = Field(5, description="How many paragraphs to return")
+
+
+class HitModel(BaseModel):
+    paragraph_id: str
+    doc_id: str
+    title: str
+    year: int | None
+    section: str | None
+    page: int | None
+    text: str
+    score: float
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitModel]
+    took_ms: float
+
+
+class DocumentModel(BaseModel):
+    doc_id: str
+    slug: str
+    title: str
+    publisher: str | None
+    year: int | None
+    language: str
+    file: str
+    paragraphs: int
+
+
+class ParagraphResponse(BaseModel):
+    paragraph: HitModel
+    before: list[HitModel]
+    after: list[HitModel]
+
+
+class Health(BaseModel):
+    status: str
+    detail: str | None = None
+    model: str | None = None
+    paragraphs: int | None = None
+    documents: int | None = None
+    index_built_at: str | None = None
+
+
+class EngineHolder:
+    """Loads the search engine once (in a background thread) and remembers why it failed."""
+
+    def __init__(self, factory: Callable[[], SearchEngine]):
+        self._factory = factory
+        self.engine: SearchEngine | None = None
+        self.error: str | None = None
+        self._ready = threading.Event()
+
+    def load(self) -> None:
+        try:
+            self.engine = self._factory()
+            log.info("index loaded: %d paragraphs", len(self.engine.index.paragraphs))
+        except (IndexUnavailableError, KnowledgeError) as exc:
+            self.error = str(exc)
+            log.error("search is unavailable: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - any start-up failure must be reported, not hidden
+            self.error = f"{exc.__class__.__name__}: {exc}"
+            log.exception("search failed to start")
+        finally:
+            self._ready.set()
+
+    def get(self, timeout: float = 120.0) -> SearchEngine:
+        if not self._ready.wait(timeout):
+            raise HTTPException(503, "Sökindexet laddas fortfarande; försök igen om en stund.")
+        if self.engine is None:
+            raise HTTPException(503, self.error or "Sökindexet kunde inte laddas.")
+        return self.engine
+
+
+def create_app(settings: ServiceSettings | None = None, engine_factory: Callable[[], SearchEngine] | None = None) -> FastAPI:
+    settings = settings or get_service_settings()
+    holder = EngineHolder(engine_factory or (lambda: SearchEngine.load(settings)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        threading.Thread(target=holder.load, name="load-index", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="Upphandlingsassistenten – kunskapssök",
+        version="0.1.0",
+        description="Search the paragraphs of the assistant's source documents (IOP, reserved contracts, "
+        "framework agreements, thresholds). Every hit is a quotable paragraph with its document and year.",
+        lifespan=lifespan,
+    )
+    app.state.engine_holder = holder
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err.get("loc", []) if x != "body")
+            problems.append(f"{where or 'body'}: {err.get('msg')}")
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "Ogiltig förfrågan: " + "; ".join(problems), "errors": jsonable_encoder(exc.errors())},
+        )
+
+    @app.post("/api/search", response_model=SearchResponse, tags=["search"])
+    def search(body: SearchRequest) -> SearchResponse:
+        engine = holder.get()
+        try:
+            result = engine.search(body.query, body.k)
+        except QueryError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return SearchResponse(hits=[HitModel(**asdict(h)) for h in result.hits], took_ms=result.took_ms)
+
+    @app.get("/api/documents", response_model=list[DocumentModel], tags=["documents"])
+    def documents() -> list[DocumentModel]:
+        engine = holder.get()
+        return [DocumentModel(**d.model_dump()) for d in engine.documents()]
+
+    @app.get("/api/paragraphs/{paragraph_id}", response_model=ParagraphResponse, tags=["documents"])
+    def paragraph(paragraph_id: str, neighbours: int = 1) -> ParagraphResponse:
+        if not 0 <= neighbours <= 10:
+            raise HTTPException(422, "neighbours måste vara mellan 0 och 10.")
+        engine = holder.get()
+        ctx = engine.paragraph(paragraph_id, neighbours)
+        if ctx is None:
+            raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
+        return ParagraphResponse(
+            paragraph=HitModel(**asdict(ctx.paragraph)),
+            before=[HitModel(**asdict(h)) for h in ctx.before],
+            after=[HitModel(**asdict(h)) for h in ctx.after],
+        )
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> JSONResponse:
+        if not holder._ready.is_set():
+            return JSONResponse(status_code=503, content=Health(status="loading").model_dump())
+        if holder.engine is None:
+            return JSONResponse(status_code=503, content=Health(status="unavailable", detail=holder.error).model_dump())
+        m = holder.engine.index.manifest
+        return JSONResponse(
+            content=Health(
+                status="ok", model=m.model, paragraphs=m.paragraph_count, documents=len(m.documents),
+                index_built_at=m.built_at,
+            ).model_dump()
+        )
+
+    return app
