@@ -105,9 +105,13 @@ def _repeated_lines(groups: list[list[Line]]) -> set[str]:
     return {text for text, n in counts.items() if n >= 3 and not BULLET_RE.match(text)}
 
 
+RUNNING_HEADER_RE = re.compile(r"^[^.!?]{2,80}\s\|\s[^.!?]{2,80}$")
+
+
 def _is_residue(text: str, repeated: set[str]) -> bool:
     return bool(
         NUMERIC_RESIDUE_RE.match(text)
+        or RUNNING_HEADER_RE.match(text)
         or URL_ONLY_RE.match(text)
         or DOT_LEADER_RE.search(text)
         or CHAPTER_MARK_RE.match(text)
@@ -298,6 +302,7 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
     repeated = _repeated_lines(groups)
     seen = document_vocabulary(pages)
     blocks: list[Block] = []
+    after_chart = False
     for group in groups:
         kept: list[Line] = []
         footnotes: list[list[Line]] = []
@@ -321,11 +326,21 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
         for note in footnotes:  # footnotes carry content too; each becomes a paragraph of its own
             text = tidy(repair_inline(join_lines([line.text for line in note], seen), seen))
             blocks.append(Block("footnote", text, note[0].page))
-        if not kept or _is_toc_group(kept):
+        if not kept:
+            after_chart = after_chart or numeric > 0
             continue
-        # chart residue: labels and legends left around dropped numbers
-        if numeric and all(len(line.text) < 0.6 * width and not line.text.endswith(".") for line in kept):
+        if _is_toc_group(kept):
             continue
+        # chart residue: labels and legends left around (or after) dropped numbers
+        def is_label(line: Line) -> bool:
+            return len(line.text) < 0.75 * width and not line.text.endswith(".") and not _is_strong_heading(line.text)
+
+        if (numeric or after_chart) and all(is_label(line) for line in kept):
+            continue
+        if numeric or after_chart:  # a legend left just before text that continues from the last page
+            while len(kept) > 1 and is_label(kept[0]) and kept[1].page_start and kept[1].text[:1].islower():
+                kept.pop(0)
+        after_chart = False
         for kind, lines in _segment_group(kept, width):
             page = lines[0].page
             if kind == "table":

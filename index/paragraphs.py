@@ -24,9 +24,18 @@ class Paragraph:
     text: str
 
 
+ABBREVIATIONS = ("kap.", "t.ex.", "bl.a.", "s.", "st.", "nr.", "ca.", "jfr.", "resp.", "m.fl.", "dvs.", "p.", "prop.", "f.d.", "fr.o.m.", "t.o.m.", "o.s.v.", "m.m.")
+
+
 def split_sentences(text: str) -> list[str]:
-    parts = [p.strip() for p in SENTENCE_END_RE.split(text)]
-    return [p for p in parts if p]
+    parts = [p.strip() for p in SENTENCE_END_RE.split(text) if p.strip()]
+    out: list[str] = []
+    for part in parts:
+        if out and out[-1].rsplit(" ", 1)[-1].lower() in ABBREVIATIONS:
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
 
 
 def _split_long(text: str) -> list[str]:
@@ -108,7 +117,8 @@ def build_paragraphs(doc_id: str, blocks: list[Block]) -> list[Paragraph]:
             continue
         for piece in _split_long(block.text):
             drafts.append(_Draft(section, block.page, piece, block.kind))
-    drafts = _merge_small(drafts)
+    # fragments of fewer than three words ("Vd", a signature) carry nothing quotable
+    drafts = [d for d in _merge_small(drafts) if len(d.text.split()) >= 3]
     seen: dict[str, int] = {}
     out: list[Paragraph] = []
     for position, d in enumerate(drafts):

@@ -94,9 +94,8 @@ class QueryRewriter:
 
     def _swedish_rewrite(self, text: str) -> str:
         def word(m: re.Match[str]) -> str:
-            w = m.group(0)
-            chat = CHAT_WORDS.get(w.lower())
-            return chat if chat else self.restorer.restore(w)
+            w = self.restorer.restore(m.group(0))
+            return CHAT_WORDS.get(w.lower(), w)
 
         return WORD_RE.sub(word, text)
 

@@ -1,0 +1,81 @@
+"""Hybrid search on a tiny corpus with the fake embedder, and query handling."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.glossary import looks_english, swedish_terms
+from index.lexical import Analyzer, fold
+from index.query import QueryRewriter
+from index.search import QueryError
+
+
+def test_search_returns_ranked_hits_with_document_facts(tiny_engine):
+    result = tiny_engine.search("Vad är ett ramavtal?", 3)
+    assert result.hits and result.took_ms >= 0
+    top = result.hits[0]
+    assert "Ett ramavtal är ett avtal" in top.text
+    assert top.doc_id == "troskel" and top.title == "Trösklar och ramavtal" and top.year == 2019
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len(result.hits) <= 3
+
+
+def test_missing_diacritics_still_find_the_paragraph(tiny_engine):
+    result = tiny_engine.search("reservera for sociala foretag arbetsmarknaden", 2)
+    assert result.hits[0].doc_id == "reserverat"
+
+
+def test_english_question_reaches_swedish_text(tiny_engine):
+    result = tiny_engine.search("What is a framework agreement?", 2)
+    assert result.english
+    # the keyword side gets the Swedish term (the fake embedder knows no English)
+    rq = tiny_engine.rewriter.rewrite("What is a framework agreement?")
+    scores = tiny_engine.lexical_scores(rq.lexical)
+    assert "Ett ramavtal är ett avtal" in tiny_engine.index.paragraphs[int(scores.argmax())].text
+
+
+def test_compound_parts_match(tiny_engine):
+    # "direktupphandlingen" is not in the text, its parts are
+    result = tiny_engine.search("direktupphandlingen", 1)
+    assert "direktupphandling" in result.hits[0].text
+
+
+@pytest.mark.parametrize("query,k", [("", 5), ("   ", 5), ("?!", 5), ("x" * 501, 5), ("IOP", 0), ("IOP", 51)])
+def test_bad_queries_are_refused_with_a_message(tiny_engine, query, k):
+    with pytest.raises(QueryError) as err:
+        tiny_engine.search(query, k)
+    assert str(err.value)
+
+
+def test_paragraph_context_has_neighbours_from_the_same_document(tiny_engine):
+    hit = tiny_engine.search("överenskommelsen avtalstid vision", 1).hits[0]
+    ctx = tiny_engine.paragraph(hit.paragraph_id, 1)
+    assert ctx.paragraph.paragraph_id == hit.paragraph_id
+    assert all(n.doc_id == hit.doc_id for n in ctx.before + ctx.after)
+    assert ctx.before  # the IOP handbook has text before its "Avtalet" section
+    assert tiny_engine.paragraph("nope-123") is None
+
+
+def test_fold_and_analyzer():
+    assert fold("företag idéburen") == "foretag ideburen"
+    analyzer = Analyzer({"direktupphandling", "grans"})
+    assert analyzer.terms("Företagen") == analyzer.terms("foretagen")
+    assert set(analyzer.compound_parts("direktupphandlingsgrans")) == {"direktupphandling", "grans"}
+
+
+def test_language_detection_and_glossary():
+    assert looks_english("Can a non-profit get a contract reserved for it?")
+    assert not looks_english("får kommunen köpa utan annonsering?")
+    assert not looks_english("iop vs upphandling?")
+    terms = swedish_terms("Is there a threshold for direct awards under a framework agreement?")
+    assert "ramavtal" in terms and "direktupphandling" in terms and "tröskelvärde" in terms
+
+
+def test_query_rewriter_restores_diacritics_and_chat_words():
+    rw = QueryRewriter(["Sociala företag kan få reserverade kontrakt.", "Det fungerar för idéburna organisationer."])
+    rq = rw.rewrite("hur funkar det for sociala foretag, finns det nan regel?")
+    assert "sociala företag" in rq.dense and "fungerar" in rq.dense
+    assert "för sociala" in rq.dense and "någon regel" in rq.dense
+    rq = rw.rewrite("iop vs upphandling?")
+    assert "idéburet offentligt partnerskap" in rq.lexical and not rq.english

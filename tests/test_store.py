@@ -1,0 +1,92 @@
+"""Index build, save/load round trip, and the errors for missing, mismatched or corrupt indexes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from index.search import SearchEngine
+from index.store import (
+    REBUILD_HINT, IndexCorruptError, IndexMismatchError, IndexMissingError, build_index, load_index, read_manifest,
+)
+
+
+def test_build_writes_manifest_and_round_trips(tiny_index, fake_embedder):
+    manifest = read_manifest(tiny_index.index_dir)
+    assert manifest.model == "fake-embedder" and manifest.dimension == 32
+    assert {d.doc_id for d in manifest.documents} == {"iop", "troskel", "reserverat"}
+    assert manifest.paragraph_count >= 4 and manifest.vector_count >= manifest.paragraph_count
+    assert len(manifest.corpus_hash) == 64 and "faiss-cpu" in manifest.versions
+    docs = {d.doc_id: d for d in manifest.documents}
+    assert docs["iop"].title == "Handbok om IOP" and docs["iop"].year == 2024
+    assert docs["reserverat"].title == "Reserverade kontrakt"  # from its Markdown heading
+
+    first = SearchEngine.load(tiny_index, fake_embedder).search("ramavtal leverantörer", 3)
+    # a second, independent load of the saved files gives the same ranking
+    again = SearchEngine.load(tiny_index, fake_embedder).search("ramavtal leverantörer", 3)
+    assert [h.paragraph_id for h in first.hits] == [h.paragraph_id for h in again.hits]
+    assert "ramavtal" in first.hits[0].text
+
+
+def test_rebuild_of_unchanged_corpus_keeps_ids(tiny_index, fake_embedder):
+    before = [json.loads(l)["paragraph_id"] for l in (tiny_index.index_dir / "paragraphs.jsonl").read_text().splitlines()]
+    build_index(tiny_index.knowledge_dir, tiny_index.index_dir, fake_embedder)
+    after = [json.loads(l)["paragraph_id"] for l in (tiny_index.index_dir / "paragraphs.jsonl").read_text().splitlines()]
+    assert before == after
+
+
+def test_missing_index_names_file_and_command(tiny_settings):
+    with pytest.raises(IndexMissingError) as err:
+        load_index(tiny_settings.index_dir, "fake-embedder")
+    assert "manifest.json" in str(err.value) and REBUILD_HINT in str(err.value)
+
+
+def test_index_built_with_another_model_is_refused(tiny_index):
+    with pytest.raises(IndexMismatchError) as err:
+        load_index(tiny_index.index_dir, "another-model")
+    msg = str(err.value)
+    assert str(tiny_index.index_dir / "manifest.json") in msg and "another-model" in msg and REBUILD_HINT in msg
+
+
+def test_index_of_another_corpus_is_refused(tiny_index):
+    (tiny_index.knowledge_dir / "ny.md").write_text("# Ny\n\nEtt nytt dokument om upphandling.\n", encoding="utf-8")
+    with pytest.raises(IndexMismatchError, match="rebuild with"):
+        load_index(tiny_index.index_dir, "fake-embedder", tiny_index.knowledge_dir)
+
+
+def test_dimension_mismatch_is_refused(tiny_index, fake_embedder):
+    class Wider(type(fake_embedder)):
+        dimension = 64
+
+    with pytest.raises(IndexMismatchError, match="dense.faiss"):
+        SearchEngine.load(tiny_index, Wider())
+
+
+@pytest.mark.parametrize("name", ["dense.faiss", "paragraphs.jsonl", "units.npy", "manifest.json"])
+def test_corrupt_files_are_reported_with_their_name(tiny_index, name):
+    path = tiny_index.index_dir / name
+    path.write_bytes(b"\x00garbage\xff" * 3)
+    with pytest.raises((IndexCorruptError, IndexMismatchError)) as err:
+        load_index(tiny_index.index_dir, "fake-embedder")
+    assert name in str(err.value) and REBUILD_HINT in str(err.value)
+
+
+def test_deleted_file_is_reported(tiny_index):
+    (tiny_index.index_dir / "units.npy").unlink()
+    with pytest.raises(IndexCorruptError, match="units.npy"):
+        load_index(tiny_index.index_dir, "fake-embedder")
+
+
+def test_cli_reports_a_missing_index(tmp_path, monkeypatch, capsys):
+    from index.__main__ import main
+    from index.settings import get_settings
+
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "nothing"))
+    get_settings.cache_clear()
+    try:
+        assert main(["stats"]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "python -m index build" in err
