@@ -106,14 +106,13 @@ class SearchEngine:
         return q
 
     def dense_scores(self, query: str) -> np.ndarray:
-        """Best cosine similarity of each paragraph's units to the query (-1 for unseen)."""
+        """Cosine similarity of every paragraph to the query (the corpus is small: exact search)."""
         vector = self.embedder.encode_queries([query])
-        n_units = self.index.dense.ntotal
-        depth = min(n_units, max(self.settings.dense_depth * 4, 200))
-        sims, ids = self.index.dense.search(vector, depth)
-        scores = np.full(len(self.index.paragraphs), -1.0, dtype=np.float32)
-        owners = self.index.owners[ids[0][ids[0] >= 0]]
-        np.maximum.at(scores, owners, sims[0][ids[0] >= 0])
+        n = self.index.dense.ntotal
+        sims, ids = self.index.dense.search(vector, n)
+        scores = np.full(n, -1.0, dtype=np.float32)
+        valid = ids[0] >= 0
+        scores[ids[0][valid]] = sims[0][valid]
         return scores
 
     def lexical_scores(self, query: str) -> np.ndarray:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     )
     query_prompt: str | None = Field(None, description="Prefix for queries; default: the model's own 'query' prompt")
     passage_prompt: str | None = Field(None, description="Prefix for passages; default: the model's 'passage' prompt")
-    embed_batch_size: int = Field(16, ge=1, le=512)
+    embed_batch_size: int = Field(8, ge=1, le=512, description="Passages per model call when building")
     torch_threads: int = Field(0, ge=0, description="Threads for torch; 0 = all cores")
     dense_weight: float = Field(0.5, ge=0.0, description="Weight of the semantic score in the fusion")
     lexical_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 score in the fusion")

@@ -3,8 +3,7 @@
 Layout of the index folder:
     manifest.json     what was built: model, dimension, corpus hash, documents, versions, time
     paragraphs.jsonl  one paragraph per line, in document order
-    dense.faiss       FAISS inner-product index over normalised unit embeddings
-    units.npy         for each dense vector, the position of the paragraph it belongs to
+    dense.faiss       FAISS inner-product index over the normalised paragraph embeddings, in order
     bm25/             the bm25s lexical index and the compound vocabulary
 """
 
@@ -20,20 +19,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .documents import SourceDocument, discover, read_blocks
 from .embed import Embedder
 from .lexical import LexicalIndex
-from .paragraphs import Paragraph, build_paragraphs, split_sentences
+from .paragraphs import Paragraph, build_paragraphs
 
 FORMAT_VERSION = 1
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
-PIPELINE_VERSION = "2026-11-22.1"
+PIPELINE_VERSION = "2026-11-22.3"
 REBUILD_HINT = "python -m index build  (or: make index)"
-WINDOW_SENTENCES = 3
-WINDOW_MIN_PARAGRAPH = 500
 
 
 class IndexUnavailableError(RuntimeError):
@@ -108,20 +104,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def unit_texts(paragraph: StoredParagraph | Paragraph, title: str) -> list[str]:
-    """Texts embedded for one paragraph: the whole paragraph (with its section heading) and, for
-    long paragraphs, overlapping windows of a few sentences so a specific statement is not
-    drowned by the rest of the paragraph."""
-    head = f"{paragraph.section}. " if paragraph.section else ""
-    units = [f"{head}{paragraph.text}"]
-    if len(paragraph.text) >= WINDOW_MIN_PARAGRAPH:
-        sentences = split_sentences(paragraph.text)
-        if len(sentences) > WINDOW_SENTENCES:
-            for start in range(0, len(sentences) - WINDOW_SENTENCES + 1, 2):
-                units.append(" ".join(sentences[start : start + WINDOW_SENTENCES]))
-            if (len(sentences) - WINDOW_SENTENCES) % 2:
-                units.append(" ".join(sentences[-WINDOW_SENTENCES:]))
-    return units
+def passage_text(paragraph: StoredParagraph | Paragraph) -> str:
+    """What is embedded for a paragraph: its section heading, then its text."""
+    return f"{paragraph.section}. {paragraph.text}" if paragraph.section else paragraph.text
 
 
 @dataclass
@@ -157,14 +142,8 @@ def build_index(
     docs, paragraphs = collect_paragraphs(knowledge_dir)
     if not paragraphs:
         raise IndexMissingError(f"no text found in {knowledge_dir}: add PDF, DOCX, Markdown or text files")
-    titles = {d.doc_id: d.title for d in docs}
-    texts: list[str] = []
-    owners: list[int] = []
-    for i, p in enumerate(paragraphs):
-        for unit in unit_texts(p, titles[p.doc_id]):
-            texts.append(unit)
-            owners.append(i)
-    progress(f"embedding {len(texts)} passages of {len(paragraphs)} paragraphs")
+    texts = [passage_text(p) for p in paragraphs]
+    progress(f"embedding {len(texts)} paragraphs")
     vectors = embedder.encode_passages(texts, show_progress=show_progress)
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
@@ -200,7 +179,6 @@ def build_index(
         for p in paragraphs:
             f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
     faiss.write_index(dense, str(tmp / "dense.faiss"))
-    np.save(tmp / "units.npy", np.asarray(owners, dtype=np.int32))
     lexical.save(tmp / "bm25")
     manifest.build_seconds = round(time.perf_counter() - start, 2)
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
@@ -218,7 +196,6 @@ class LoadedIndex:
     manifest: IndexManifest
     paragraphs: list[StoredParagraph]
     dense: object  # faiss.Index
-    owners: np.ndarray
     lexical: LexicalIndex
     path: Path
 
@@ -259,10 +236,8 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
 
     manifest = read_manifest(index_dir)
     check_compatible(manifest, index_dir, model, knowledge_dir)
-    para_path, dense_path, units_path, bm25_path = (
-        index_dir / "paragraphs.jsonl", index_dir / "dense.faiss", index_dir / "units.npy", index_dir / "bm25",
-    )
-    for p in (para_path, dense_path, units_path, bm25_path):
+    para_path, dense_path, bm25_path = index_dir / "paragraphs.jsonl", index_dir / "dense.faiss", index_dir / "bm25"
+    for p in (para_path, dense_path, bm25_path):
         if not p.exists():
             raise IndexCorruptError(f"{p} is missing from the index; rebuild with: {REBUILD_HINT}")
     try:
@@ -274,16 +249,12 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     except RuntimeError as exc:
         raise IndexCorruptError(f"{dense_path} is corrupt ({str(exc).splitlines()[0][:120]}); rebuild with: {REBUILD_HINT}") from exc
     try:
-        owners = np.load(units_path)
-    except (ValueError, OSError) as exc:
-        raise IndexCorruptError(f"{units_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
-    try:
         lexical = LexicalIndex.load(bm25_path)
     except Exception as exc:  # noqa: BLE001 - bm25s raises several kinds on damaged files
         raise IndexCorruptError(f"{bm25_path} is corrupt ({exc.__class__.__name__}); rebuild with: {REBUILD_HINT}") from exc
     if len(paragraphs) != manifest.paragraph_count:
         raise IndexCorruptError(f"{para_path} has {len(paragraphs)} paragraphs, manifest says {manifest.paragraph_count}; rebuild with: {REBUILD_HINT}")
-    if dense.ntotal != manifest.vector_count or len(owners) != dense.ntotal or dense.d != manifest.dimension:
+    if dense.ntotal != manifest.vector_count or dense.ntotal != len(paragraphs) or dense.d != manifest.dimension:
         raise IndexCorruptError(f"{dense_path} does not match {index_dir / 'manifest.json'}; rebuild with: {REBUILD_HINT}")
     if dimension is not None and dimension != manifest.dimension:
         raise IndexMismatchError(
@@ -292,4 +263,4 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     n_lex = int(lexical.retriever.scores["num_docs"])
     if n_lex != len(paragraphs):
         raise IndexCorruptError(f"{bm25_path} indexes {n_lex} paragraphs, expected {len(paragraphs)}; rebuild with: {REBUILD_HINT}")
-    return LoadedIndex(manifest, paragraphs, dense, owners, lexical, index_dir)
+    return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir)

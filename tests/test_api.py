@@ -15,6 +15,7 @@ def client(tiny_index, fake_embedder):
     settings = ServiceSettings(**tiny_index.model_dump())
     app = create_app(settings, engine_factory=lambda: SearchEngine.load(settings, fake_embedder))
     with TestClient(app) as c:
+        app.state.engine_holder.get()  # the index loads in the background at start-up
         yield c
 
 
@@ -78,6 +79,25 @@ def test_documents_and_paragraph_context(client):
     assert set(body) == {"paragraph", "before", "after"}
     assert client.get("/api/paragraphs/finns-inte").status_code == 404
     assert client.get(f"/api/paragraphs/{hit['paragraph_id']}?neighbours=99").status_code == 422
+
+
+def test_health_reports_loading_until_the_index_is_ready(tiny_index, fake_embedder):
+    import threading
+
+    release = threading.Event()
+    settings = ServiceSettings(**tiny_index.model_dump())
+
+    def slow_factory():
+        release.wait(10)
+        return SearchEngine.load(settings, fake_embedder)
+
+    app = create_app(settings, engine_factory=slow_factory)
+    with TestClient(app) as c:
+        r = c.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "loading"
+        release.set()
+        app.state.engine_holder.get()
+        assert c.get("/health").json()["status"] == "ok"
 
 
 def test_health_and_openapi(client):
