@@ -3,7 +3,7 @@
 Text and queries go through the same analyser: lower-case, split into words, drop stop words,
 Snowball-stem (Swedish), then fold diacritics so "foretag" finds "företag". Long compounds also
 index their known parts ("direktupphandlingsgränsen" -> "direktupphandling", "gräns") so a query
-for one part finds the compound.
+for one part finds the compound, and adjacent stems are indexed as pairs (phrases).
 """
 
 from __future__ import annotations
@@ -84,10 +84,13 @@ class Analyzer:
         return best
 
     def terms(self, text: str) -> list[str]:
+        """Stems, the known parts of compound stems, and adjacent-stem pairs ("social_foretag")
+        so that multiword terms weigh more when they occur together."""
         base = stems(words(text))
         out = list(base)
         for term in base:
             out.extend(self.compound_parts(term))
+        out.extend(f"{a}_{b}" for a, b in zip(base, base[1:]))
         return out
 
 
