@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,14 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 score in the fusion")
     dense_depth: int = Field(50, ge=2, le=10_000, description="Rank whose semantic score maps to 0 in the fusion")
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
-    max_query_chars: int = Field(500, ge=10, le=10_000)
-    max_k: int = Field(50, ge=1, le=1000)
+    max_query_chars: int = Field(500, ge=10, le=10_000, description="Longest question accepted")
+    max_k: int = Field(50, ge=1, le=1000, description="Largest k a search may ask for")
+
+    @field_validator("knowledge_dir", "index_dir", "model_cache_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)
