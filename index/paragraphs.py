@@ -11,6 +11,7 @@ from .clean import BULLET_RE, Block
 MAX_CHARS = 1200
 TARGET_CHARS = 900
 MIN_CHARS = 800
+URL_RE = re.compile(r"(?:https?://|www\.)\S+")
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…”])\s+(?=[A-ZÅÄÖ0-9”\"•–-])")
 
 
@@ -101,6 +102,11 @@ def _merge_small(drafts: list[_Draft]) -> list[_Draft]:
     return merged
 
 
+def searchable_text(text: str) -> str:
+    """The text as the retrievers see it: links removed (their words are noise, not content)."""
+    return re.sub(r"\s{2,}", " ", URL_RE.sub(" ", text)).strip()
+
+
 def paragraph_id(doc_id: str, text: str, occurrence: int) -> str:
     """Stable id: the document id plus a hash of the paragraph's own text (and its repeat count)."""
     digest = hashlib.sha1(f"{occurrence}\x00{text}".encode("utf-8")).hexdigest()[:10]
@@ -117,8 +123,9 @@ def build_paragraphs(doc_id: str, blocks: list[Block]) -> list[Paragraph]:
             continue
         for piece in _split_long(block.text):
             drafts.append(_Draft(section, block.page, piece, block.kind))
-    # fragments of fewer than three words ("Vd", a signature) carry nothing quotable
-    drafts = [d for d in _merge_small(drafts) if len(d.text.split()) >= 3]
+    # fragments of fewer than three words ("Vd", a signature, a footnote that is only a link)
+    # carry nothing quotable
+    drafts = [d for d in _merge_small(drafts) if len(searchable_text(d.text).split()) >= 3 + (d.kind == "footnote")]
     seen: dict[str, int] = {}
     out: list[Paragraph] = []
     for position, d in enumerate(drafts):

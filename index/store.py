@@ -24,11 +24,11 @@ from pydantic import BaseModel, ValidationError
 from .documents import SourceDocument, discover, read_blocks
 from .embed import Embedder
 from .lexical import LexicalIndex
-from .paragraphs import Paragraph, build_paragraphs
+from .paragraphs import Paragraph, build_paragraphs, searchable_text
 
 FORMAT_VERSION = 1
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
-PIPELINE_VERSION = "2026-11-22.4"
+PIPELINE_VERSION = "2026-11-22.5"
 REBUILD_HINT = "python -m index build  (or: make index)"
 
 
@@ -106,7 +106,8 @@ def library_versions() -> dict[str, str]:
 
 def passage_text(paragraph: StoredParagraph | Paragraph) -> str:
     """What is embedded for a paragraph: its section heading, then its text."""
-    return f"{paragraph.section}. {paragraph.text}" if paragraph.section else paragraph.text
+    text = searchable_text(paragraph.text)
+    return f"{paragraph.section}. {text}" if paragraph.section else text
 
 
 @dataclass
@@ -148,7 +149,7 @@ def build_index(
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
     progress("building the lexical index")
-    lexical = LexicalIndex.build([f"{p.section or ''} {p.text}" for p in paragraphs])
+    lexical = LexicalIndex.build([f"{p.section or ''} {searchable_text(p.text)}" for p in paragraphs])
 
     counts: dict[str, int] = {}
     for p in paragraphs:

@@ -24,6 +24,17 @@ def test_corpus_paragraphs_are_quotable_and_sectioned():
     assert len(ids) == len(set(ids))
 
 
+def test_links_are_not_searchable_and_link_only_footnotes_are_dropped():
+    from index.paragraphs import searchable_text
+    from index.store import passage_text
+
+    _, paragraphs = collect_paragraphs(KNOWLEDGE)
+    assert all(len(searchable_text(p.text).split()) >= 3 for p in paragraphs)
+    assert not any(p.text.startswith("Not.") and len(searchable_text(p.text).split()) < 4 for p in paragraphs)
+    assert all("http" not in passage_text(p) for p in paragraphs)
+    assert any("http" in p.text for p in paragraphs)  # quoted text keeps its links
+
+
 def test_thresholds_from_both_documents_stay_findable():
     _, paragraphs = collect_paragraphs(KNOWLEDGE)
     by_doc = {}
