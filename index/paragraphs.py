@@ -78,25 +78,46 @@ class _Draft:
     kind: str
 
 
+def _is_lead_in(text: str) -> bool:
+    """A short line that introduces a list: "... tolv kommuner:" or "I Umeå har projektet bidragit till"."""
+    return len(text) < 300 and (text.endswith(":") or not text.endswith((".", "!", "?", "”", '"', ")")))
+
+
 def _merge_small(drafts: list[_Draft]) -> list[_Draft]:
-    """Merge short paragraphs (list items, one-line intros, quotes) with their neighbours."""
+    """Merge short paragraphs (list items, one-line intros, quotes) with their neighbours.
+
+    A list stays with the line that introduces it: the intro starts a new paragraph rather than
+    ending the previous one, and when a long list must be split, each continuation starts with the
+    intro again, so every paragraph of the list says what the list is about."""
     merged: list[_Draft] = []
-    for d in drafts:
+    lead_in: str | None = None
+    for i, d in enumerate(drafts):
+        bullet = bool(BULLET_RE.match(d.text))
+        next_is_bullet = i + 1 < len(drafts) and bool(BULLET_RE.match(drafts[i + 1].text))
+        starts_list = not bullet and next_is_bullet and d.kind == "text" and _is_lead_in(d.text)
+        if not bullet:
+            lead_in = d.text if starts_list else None
         prev = merged[-1] if merged else None
-        if (
+        fits = (
             prev is not None
             and prev.section == d.section
             and prev.kind == d.kind == "text"
             and len(prev.text) + 1 + len(d.text) <= MAX_CHARS
-            and (
-                len(prev.text) < MIN_CHARS
-                or prev.text.endswith(":")
-                or (BULLET_RE.match(d.text) and len(d.text) < MIN_CHARS)
-                or len(d.text) < MIN_CHARS // 2
-            )
+        )
+        if starts_list and prev is not None and fits and len(prev.text) >= MIN_CHARS // 2:
+            merged.append(_Draft(d.section, d.page, d.text, d.kind))
+            continue
+        if fits and (
+            len(prev.text) < MIN_CHARS
+            or prev.text.endswith(":")
+            or (bullet and len(d.text) < MIN_CHARS)
+            or len(d.text) < MIN_CHARS // 2
         ):
-            sep = "\n" if BULLET_RE.match(d.text) else " "
+            sep = "\n" if bullet else " "
             prev.text = f"{prev.text}{sep}{d.text}"
+            continue
+        if bullet and lead_in and not fits and len(lead_in) + 1 + len(d.text) <= MAX_CHARS:
+            merged.append(_Draft(d.section, d.page, f"{lead_in}\n{d.text}", d.kind))
             continue
         merged.append(_Draft(d.section, d.page, d.text, d.kind))
     return merged

@@ -62,6 +62,23 @@ def test_ids_are_stable_across_rebuilds_and_unaffected_by_other_documents(tmp_pa
     assert len(kept_003 & set(first)) >= len([pid for pid in first if pid.startswith("003-")]) - 1
 
 
+def test_a_list_stays_with_the_line_that_introduces_it():
+    _, paragraphs = collect_paragraphs(KNOWLEDGE)
+    umea = next(p for p in paragraphs if "Coompanion är sammankallande" in p.text)
+    assert umea.text.startswith("I Umeå har projektet bidragit till")
+
+
+def test_a_long_list_repeats_its_intro_in_each_part():
+    from index.clean import Block
+
+    items = [Block("text", f"> Punkt {i}: kommunen har genomfört en insats för sociala företag inom område {i} med goda resultat.", None) for i in range(30)]
+    blocks = [Block("heading", "Resultat", None), Block("text", "I Umeå har projektet bidragit till", None), *items]
+    paragraphs = build_paragraphs("x", blocks)
+    assert len(paragraphs) >= 2
+    assert all(p.text.startswith("I Umeå har projektet bidragit till\n>") for p in paragraphs)
+    assert sum(p.text.count("> Punkt") for p in paragraphs) == 30
+
+
 def test_long_text_is_split_at_sentence_ends():
     from index.clean import Block
 
