@@ -11,7 +11,8 @@ import numpy as np
 from .embed import Embedder, SentenceTransformerEmbedder
 from .query import QueryRewriter, RewrittenQuery
 from .settings import Settings, get_settings
-from .store import LoadedIndex, StoredParagraph, load_index
+from .paragraphs import Paragraph
+from .store import DocumentInfo, LoadedIndex, load_index
 
 class QueryError(ValueError):
     """The query cannot be searched; the message says why, in terms a user understands."""
@@ -86,7 +87,7 @@ class SearchEngine:
 
     # -- helpers -----------------------------------------------------------------------------
     def _hit(self, i: int, score: float) -> Hit:
-        p: StoredParagraph = self.index.paragraphs[i]
+        p: Paragraph = self.index.paragraphs[i]
         doc = self._docs.get(p.doc_id)
         return Hit(
             paragraph_id=p.paragraph_id, doc_id=p.doc_id, title=doc.title if doc else p.doc_id,
@@ -150,5 +151,5 @@ class SearchEngine:
         ]
         return ParagraphContext(self._hit(i, 0.0), before, after)
 
-    def documents(self):
+    def documents(self) -> list[DocumentInfo]:
         return list(self.index.manifest.documents)

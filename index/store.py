@@ -74,16 +74,6 @@ class IndexManifest(BaseModel):
     versions: dict[str, str]
 
 
-@dataclass(frozen=True)
-class StoredParagraph:
-    paragraph_id: str
-    doc_id: str
-    position: int
-    section: str | None
-    page: int | None
-    text: str
-
-
 def corpus_hash(docs: list[SourceDocument]) -> str:
     """Identifies the corpus an index was built from: files, manifest facts and pipeline version."""
     h = hashlib.sha256(PIPELINE_VERSION.encode())
@@ -104,7 +94,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def passage_text(paragraph: StoredParagraph | Paragraph) -> str:
+def passage_text(paragraph: Paragraph) -> str:
     """What is embedded for a paragraph: its section heading, then its text."""
     text = searchable_text(paragraph.text)
     return f"{paragraph.section}. {text}" if paragraph.section else text
@@ -119,12 +109,11 @@ class BuildReport:
     path: Path
 
 
-def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[StoredParagraph]]:
+def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[Paragraph]]:
     docs = discover(knowledge_dir)
-    paragraphs: list[StoredParagraph] = []
+    paragraphs: list[Paragraph] = []
     for doc in docs:
-        for p in build_paragraphs(doc.doc_id, read_blocks(doc.path)):
-            paragraphs.append(StoredParagraph(**asdict(p)))
+        paragraphs.extend(build_paragraphs(doc.doc_id, read_blocks(doc.path)))
     return docs, paragraphs
 
 
@@ -195,7 +184,7 @@ def build_index(
 @dataclass
 class LoadedIndex:
     manifest: IndexManifest
-    paragraphs: list[StoredParagraph]
+    paragraphs: list[Paragraph]
     dense: object  # faiss.Index
     lexical: LexicalIndex
     path: Path
@@ -242,7 +231,7 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
         if not p.exists():
             raise IndexCorruptError(f"{p} is missing from the index; rebuild with: {REBUILD_HINT}")
     try:
-        paragraphs = [StoredParagraph(**json.loads(line)) for line in para_path.read_text(encoding="utf-8").splitlines() if line]
+        paragraphs = [Paragraph(**json.loads(line)) for line in para_path.read_text(encoding="utf-8").splitlines() if line]
     except (ValueError, TypeError) as exc:
         raise IndexCorruptError(f"{para_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
     try:

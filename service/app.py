@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Callable
 
 from fastapi import FastAPI, HTTPException, Request
@@ -25,8 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from index.documents import KnowledgeError
-from index.search import QueryError, SearchEngine
-from index.store import IndexUnavailableError
+from index.search import Hit, QueryError, SearchEngine
+from index.store import DocumentInfo, IndexUnavailableError
 
 from .settings import ServiceSettings, get_service_settings
 
@@ -38,37 +37,15 @@ class SearchRequest(BaseModel):
     k: int = Field(5, description="How many paragraphs to return")
 
 
-class HitModel(BaseModel):
-    paragraph_id: str
-    doc_id: str
-    title: str
-    year: int | None
-    section: str | None
-    page: int | None
-    text: str
-    score: float
-
-
 class SearchResponse(BaseModel):
-    hits: list[HitModel]
+    hits: list[Hit] = Field(description="Paragraphs in rank order")
     took_ms: float
 
 
-class DocumentModel(BaseModel):
-    doc_id: str
-    slug: str
-    title: str
-    publisher: str | None
-    year: int | None
-    language: str
-    file: str
-    paragraphs: int
-
-
 class ParagraphResponse(BaseModel):
-    paragraph: HitModel
-    before: list[HitModel]
-    after: list[HitModel]
+    paragraph: Hit
+    before: list[Hit]
+    after: list[Hit]
 
 
 class Health(BaseModel):
@@ -146,12 +123,11 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             result = engine.search(body.query, body.k)
         except QueryError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return SearchResponse(hits=[HitModel(**asdict(h)) for h in result.hits], took_ms=result.took_ms)
+        return SearchResponse(hits=result.hits, took_ms=result.took_ms)
 
-    @app.get("/api/documents", response_model=list[DocumentModel], tags=["documents"])
-    def documents() -> list[DocumentModel]:
-        engine = holder.get()
-        return [DocumentModel(**d.model_dump()) for d in engine.documents()]
+    @app.get("/api/documents", response_model=list[DocumentInfo], tags=["documents"])
+    def documents() -> list[DocumentInfo]:
+        return holder.get().documents()
 
     @app.get("/api/paragraphs/{paragraph_id}", response_model=ParagraphResponse, tags=["documents"])
     def paragraph(paragraph_id: str, neighbours: int = 1) -> ParagraphResponse:
@@ -161,11 +137,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         ctx = engine.paragraph(paragraph_id, neighbours)
         if ctx is None:
             raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
-        return ParagraphResponse(
-            paragraph=HitModel(**asdict(ctx.paragraph)),
-            before=[HitModel(**asdict(h)) for h in ctx.before],
-            after=[HitModel(**asdict(h)) for h in ctx.after],
-        )
+        return ParagraphResponse(paragraph=ctx.paragraph, before=ctx.before, after=ctx.after)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:
