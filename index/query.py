@@ -91,6 +91,7 @@ class QueryRewriter:
         for text in corpus_texts:
             counts.update(w.lower() for w in WORD_RE.findall(text))
         self.restorer = DiacriticRestorer(counts)
+        DiacriticRestorer._swedish()  # load the word list now, not during someone's first question
 
     def _swedish_rewrite(self, text: str) -> str:
         def word(m: re.Match[str]) -> str:

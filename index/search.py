@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .embed import Embedder, SentenceTransformerEmbedder
+from .paragraphs import Paragraph
 from .query import QueryRewriter, RewrittenQuery
 from .settings import Settings, get_settings
-from .paragraphs import Paragraph
-from .store import DocumentInfo, LoadedIndex, load_index
+from .store import REBUILD_HINT, DocumentInfo, IndexMismatchError, LoadedIndex, load_index
+
 
 class QueryError(ValueError):
     """The query cannot be searched; the message says why, in terms a user understands."""
@@ -77,12 +78,11 @@ class SearchEngine:
         index = load_index(settings.index_dir, embedder.name, settings.knowledge_dir if check_corpus else None)
         engine = cls(index, embedder, settings)
         if embedder.dimension != index.manifest.dimension:
-            from .store import REBUILD_HINT, IndexMismatchError
-
             raise IndexMismatchError(
                 f"{settings.index_dir / 'dense.faiss'} holds {index.manifest.dimension}-dimensional vectors but "
                 f"{embedder.name} gives {embedder.dimension}; rebuild with: {REBUILD_HINT}"
             )
+        engine.search("Vad är ett idéburet offentligt partnerskap och en reserverad upphandling?", 1)  # warm-up
         return engine
 
     # -- helpers -----------------------------------------------------------------------------
