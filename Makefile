@@ -17,7 +17,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install model index eval bench clean
+RASA_VENV ?= .venv-rasa
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: run test install model index eval bench clean rasa-env
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,5 +53,15 @@ eval:
 bench: index
 	$(BIN)/python -m index.bench --questions $(SHARED)/eval/dev.jsonl
 
+# The Rasa 3.6 environment (for the dialogue, issue 3): its own venv, pinned for Python 3.11.
+$(RASA_VENV)/.installed: requirements/rasa.txt
+	test -x $(RASA_VENV)/bin/python || $(PYTHON) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/rasa.txt
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python rasa==3.6.21 rasa-sdk==3.6.2
+	$(RASA_VENV)/bin/rasa --version
+	touch $@
+
+rasa-env: $(RASA_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(RASA_VENV) var .pytest_cache
