@@ -133,11 +133,23 @@ def _is_toc_group(group: list[Line]) -> bool:
     return len(group) >= 3 and hits >= 0.6 * len(group)
 
 
-def _looks_like_heading(text: str, width: int) -> bool:
+NUMBERED_ITEM_RE = re.compile(r"^\d{1,2}[.)]\s+")
+
+
+def _looks_like_heading(text: str, width: int, next_text: str | None = None) -> bool:
+    """Short, title-like line. A numbered line ("5. Utforma avtal") is a heading when it is short
+    and what follows is prose, and a list item when another numbered item follows."""
     if len(text) > min(100, 0.8 * width) or len(text.split()) > 14 or len(text) < 3:
         return False
-    if text.endswith((".", ",", ";", "-", "–")) or BULLET_RE.match(text) or text.startswith(("”", '"', "(")):
+    if text.endswith((".", ",", ";", ":", "-", "–")) or text.startswith(("”", '"', "(")):
         return False
+    if BULLET_RE.match(text):
+        numbered_title = (
+            NUMBERED_ITEM_RE.match(text) and len(text) < 0.7 * width
+            and next_text is not None and not BULLET_RE.match(next_text) and next_text[:1].isupper()
+        )
+        if not numbered_title:
+            return False
     letters = [c for c in text if c.isalpha()]
     if len(letters) < 3 or text.split()[-1].lower() in HEADING_NEVER_ENDS:
         return False
@@ -174,7 +186,7 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
         nxt = group[i + 1] if i + 1 < len(group) else None
         strong = _is_strong_heading(line.text)
         after_break = not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text)
-        if (not current or (strong and after_break)) and _looks_like_heading(line.text, width):
+        if (not current or (strong and after_break)) and _looks_like_heading(line.text, width, nxt.text if nxt else None):
             flush()
             next_starts_new = nxt is None or nxt.text[:1].isupper() or bool(BULLET_RE.match(nxt.text))
             if strong or next_starts_new:

@@ -115,3 +115,12 @@ def test_footnotes_are_kept_as_their_own_paragraphs():
     blocks = clean_pages([(None, excerpt("003", 305, 325))])
     notes = [b for b in blocks if b.kind == "footnote"]
     assert any("EU:s definition kräver till exempel en demokratisk organisation och inflytande" in b.text for b in notes)
+
+
+def test_numbered_step_headings_are_sections_but_numbered_lists_stay_lists():
+    blocks = clean_pages([(None, (KNOWLEDGE / next(KNOWLEDGE.glob("004_*.txt")).name).read_text(encoding="utf-8"))])
+    headings = [b.text for b in blocks if b.kind == "heading"]
+    assert "5. Utforma avtal" in headings
+    assert "IOP-processen i sju steg:" not in headings  # a line introducing a list is not a heading
+    steps = clean_pages([(None, "Processen:\n1. Identifiera en utmaning\n2. Formulera mål\n3. Skissa ett ramverk\n")])
+    assert all(b.kind == "text" for b in steps)
