@@ -153,6 +153,8 @@ def _looks_like_heading(text: str, width: int, next_text: str | None = None) -> 
     letters = [c for c in text if c.isalpha()]
     if len(letters) < 3 or text.split()[-1].lower() in HEADING_NEVER_ENDS:
         return False
+    if re.search(r"\s(?:\d[\d\s%]*|[Xx](?:\s[Xx])*)$", text) or re.match(r"^\d{2,3}\s", text):
+        return False  # a table row ("Uddevalla X X X", "Totalt 53 24 29") or a contents line ("22 Argument")
     if NUMBERED_HEADING_RE.match(text):
         return not re.match(r"^\d+\s+(?:kr|procent|%|miljoner|st)\b", text)
     return text[0].isupper()
