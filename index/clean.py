@@ -99,10 +99,18 @@ def _line_width(groups: list[list[Line]]) -> int:
     return max(30, lengths[int(len(lengths) * 0.9)])
 
 
+def _line_key(text: str) -> str:
+    """Lines compared without case and spaces: "FAMNA IOP – SÅ" and "FAMNAIOP – SÅ" are one header."""
+    return re.sub(r"\s+", "", text).lower()
+
+
 def _repeated_lines(groups: list[list[Line]]) -> set[str]:
     """Running headers and footers: short lines that recur three or more times."""
-    counts = Counter(line.text for g in groups for line in g if len(line.text) < 100)
-    return {text for text, n in counts.items() if n >= 3 and not BULLET_RE.match(text)}
+    counts = Counter(_line_key(line.text) for g in groups for line in g if len(line.text) < 100)
+    return {
+        key for key, n in counts.items()
+        if n >= 3 and len(key) >= 4 and not BULLET_RE.match(key) and not key.endswith((".", ":"))
+    }
 
 
 RUNNING_HEADER_RE = re.compile(r"^[^.!?]{2,80}\s\|\s[^.!?]{2,80}$")
@@ -115,7 +123,7 @@ def _is_residue(text: str, repeated: set[str]) -> bool:
         or URL_ONLY_RE.match(text)
         or DOT_LEADER_RE.search(text)
         or CHAPTER_MARK_RE.match(text)
-        or text in repeated
+        or _line_key(text) in repeated
     )
 
 
