@@ -196,7 +196,12 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
         nxt = group[i + 1] if i + 1 < len(group) else None
         strong = _is_strong_heading(line.text)
         after_break = not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text)
-        if (not current or (strong and after_break)) and _looks_like_heading(line.text, width, nxt.text if nxt else None):
+        # a short question between paragraphs is a heading too: "Hur fungerar IOP?"
+        question = (
+            line.text.endswith("?") and len(line.text.split()) <= 8 and nxt is not None
+            and (nxt.text[:1].isupper() or bool(BULLET_RE.match(nxt.text)))
+        )
+        if (not current or ((strong or question) and after_break)) and _looks_like_heading(line.text, width, nxt.text if nxt else None):
             flush()
             next_starts_new = nxt is None or nxt.text[:1].isupper() or bool(BULLET_RE.match(nxt.text))
             if strong or next_starts_new:

@@ -124,3 +124,10 @@ def test_numbered_step_headings_are_sections_but_numbered_lists_stay_lists():
     assert "IOP-processen i sju steg:" not in headings  # a line introducing a list is not a heading
     steps = clean_pages([(None, "Processen:\n1. Identifiera en utmaning\n2. Formulera mål\n3. Skissa ett ramverk\n")])
     assert all(b.kind == "text" for b in steps)
+
+
+def test_a_short_question_between_paragraphs_is_a_heading():
+    text = "IOP bygger på tillit mellan parterna.\nHur fungerar IOP?\nParterna identifierar en samhällsutmaning tillsammans.\n"
+    blocks = clean_pages([(None, text)])
+    assert [b.kind for b in blocks] == ["text", "heading", "text"]
+    assert blocks[1].text == "Hur fungerar IOP?"
