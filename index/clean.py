@@ -187,6 +187,15 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
             out.append((kind, current))
             current = []
 
+    # a numbered heading wrapped over a few short lines: "1. Identifiera en samhällsutmaning som /
+    # kräver samarbete mellan idéburen aktör / eller civilsamhället och offentlig sektor"
+    joined = " ".join(line.text for line in group)
+    if (
+        1 < len(group) <= 3 and re.match(r"^\d{1,2}\.\s+[A-ZÅÄÖ]", group[0].text) and len(joined) <= 160
+        and not joined.endswith((".", ",", ";", ":")) and not any(BULLET_RE.match(line.text) for line in group[1:])
+    ):
+        return [("heading", group)]
+
     table_rows = sum(1 for line in group if _is_table_row(line.text))
     if len(group) >= 3 and table_rows >= 0.6 * len(group):
         return [("table", group)]
@@ -194,6 +203,17 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
     while i < len(group):
         line = group[i]
         nxt = group[i + 1] if i + 1 < len(group) else None
+        if current and BULLET_RE.match(line.text):
+            flush()  # a list item or numbered line always starts a block of its own
+        # a numbered heading wrapped over the last lines of the group
+        rest = group[i:]
+        if (
+            not current and 1 < len(rest) <= 3 and re.match(r"^\d{1,2}\.\s+[A-ZÅÄÖ]", line.text)
+            and all(r.text[:1].islower() and len(r.text) < short for r in rest[1:])
+            and not rest[-1].text.endswith((".", ",", ";", ":"))
+        ):
+            out.append(("heading", rest))
+            break
         strong = _is_strong_heading(line.text)
         after_break = not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text)
         # a short question between paragraphs is a heading too: "Hur fungerar IOP?"
@@ -217,8 +237,6 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
                 out.append(("heading", heading))
                 i += 1
                 continue
-        if BULLET_RE.match(line.text) and current:
-            flush()
         current.append(line)
         ends = line.text.endswith(TERMINAL) and len(line.text) < short
         if nxt is not None and ends and (nxt.text[:1].isupper() or BULLET_RE.match(nxt.text) or nxt.text[:1] in "”\"-–"):
