@@ -214,6 +214,19 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
         ):
             out.append(("heading", rest))
             break
+        # a title wrapped over two short lines: "Rekommendation från UDD gällande / socialt hållbar upphandling"
+        after = group[i + 2] if i + 2 < len(group) else None
+        if (
+            not current and nxt is not None and line.text[:1].isupper() and nxt.text[:1].islower()
+            and len(line.text) < 0.6 * width and len(nxt.text) < 0.6 * width
+            and len((line.text + " " + nxt.text).split()) <= 12
+            and not line.text.endswith(TERMINAL + (",",)) and not nxt.text.endswith(TERMINAL + (",",))
+            and not BULLET_RE.match(line.text)
+            and (after is None or after.page_start or after.text[:1].isupper())
+        ):
+            out.append(("heading", [line, nxt]))
+            i += 2
+            continue
         strong = _is_strong_heading(line.text)
         after_break = not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text)
         # a short question between paragraphs is a heading too: "Hur fungerar IOP?"

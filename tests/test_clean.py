@@ -133,3 +133,11 @@ def test_a_short_question_between_paragraphs_is_a_heading():
     blocks = clean_pages([(None, text)])
     assert [b.kind for b in blocks] == ["text", "heading", "text"]
     assert blocks[1].text == "Hur fungerar IOP?"
+
+
+def test_a_title_wrapped_over_two_short_lines_is_one_heading():
+    text = ("Rekommendation från UDD gällande\nsocialt hållbar upphandling\n"
+            "På politisk nivå betraktas offentlig upphandling som ett av flera möjliga verktyg för att uppnå mål i samhället.\n")
+    blocks = clean_pages([(None, text)])
+    assert blocks[0].kind == "heading"
+    assert blocks[0].text == "Rekommendation från UDD gällande socialt hållbar upphandling"
