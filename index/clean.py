@@ -132,13 +132,14 @@ def _is_table_row(text: str) -> bool:
 
 
 def _is_toc_group(group: list[Line]) -> bool:
-    """A table of contents: most lines are "page number + title" or end in a page number."""
-    hits = sum(
-        1 for line in group
-        if re.match(r"^\d{1,3}\s+[A-ZÅÄÖ]", line.text) and not line.text.endswith(".")
-        or re.search(r"[A-Za-zåäö]\s+\d{1,3}$", line.text)
-    )
-    return len(group) >= 3 and hits >= 0.6 * len(group)
+    """A table of contents: most lines are "page number + title" (page numbers rising with gaps,
+    unlike a numbered list 1, 2, 3) or "title + page number"."""
+    leading = [int(m.group(1)) for line in group if (m := re.match(r"^(\d{1,3})\s+[A-ZÅÄÖ]", line.text)) and not line.text.endswith(".")]
+    trailing = sum(1 for line in group if re.search(r"[A-Za-zåäö]\s+\d{1,3}$", line.text))
+    if len(group) < 3:
+        return False
+    rising_with_gaps = len(leading) >= 3 and all(b > a for a, b in zip(leading, leading[1:])) and any(b - a > 1 for a, b in zip(leading, leading[1:]))
+    return (rising_with_gaps and len(leading) >= 0.6 * len(group)) or trailing >= 0.6 * len(group)
 
 
 NUMBERED_ITEM_RE = re.compile(r"^\d{1,2}[.)]\s+")
@@ -151,6 +152,8 @@ def _looks_like_heading(text: str, width: int, next_text: str | None = None) -> 
         return False
     if text.endswith((".", ",", ";", ":", "-", "–")) or text.startswith(("”", '"', "(")):
         return False
+    if next_text is not None and re.match(r"^\d{1,3}\.?\s", text) and re.match(r"^\d{1,3}\.?\s", next_text):
+        return False  # one item of a numbered list ("2 Region Örebro, Forshaga", "3 Stockholm stad")
     if BULLET_RE.match(text):
         numbered_title = (
             NUMBERED_ITEM_RE.match(text) and len(text) < 0.7 * width
@@ -228,7 +231,9 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
             i += 2
             continue
         strong = _is_strong_heading(line.text)
-        after_break = not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text)
+        after_break = (
+            not current or current[-1].text.endswith(TERMINAL) or _is_table_row(current[-1].text) or line.page_start
+        )
         # a short question between paragraphs is a heading too: "Hur fungerar IOP?"
         question = (
             line.text.endswith("?") and len(line.text.split()) <= 8 and nxt is not None
@@ -399,6 +404,10 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
             while len(kept) > 1 and is_label(kept[0]) and kept[1].page_start and kept[1].text[:1].islower():
                 kept.pop(0)
         after_chart = False
+        if blocks and blocks[-1].kind == "table" and all(_is_table_row(line.text) for line in kept):
+            # rows after a blank line ("Totalt 24 100%") still belong to the table above
+            blocks[-1] = Block("table", blocks[-1].text + "\n" + "\n".join(tidy(line.text) for line in kept), blocks[-1].page)
+            continue
         for kind, lines in _segment_group(kept, width):
             page = lines[0].page
             if kind == "table":

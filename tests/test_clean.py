@@ -141,3 +141,13 @@ def test_a_title_wrapped_over_two_short_lines_is_one_heading():
     blocks = clean_pages([(None, text)])
     assert blocks[0].kind == "heading"
     assert blocks[0].text == "Rekommendation från UDD gällande socialt hållbar upphandling"
+
+
+def test_contents_pages_are_dropped_but_numbered_lists_and_following_headings_kept():
+    toc = "Innehåll\n7 Sammanfattning\n22 Argument och initiala perspektiv\n24 De sociala företagen\n32 Intern samverkansstruktur\n"
+    assert clean_pages([(None, toc)]) == []
+    text = excerpt("000", 176, 186)
+    blocks = clean_pages([(None, text)])
+    assert any(b.kind == "heading" and b.text == "2.3.2 TIDSPERIOD/LÄNGD" for b in blocks)
+    assert any("Ockelbo, Region Dalarna, Mora" in b.text and b.kind != "heading" for b in blocks)
+    assert any("Nästan hälften av avtalen" in b.text for b in blocks)
