@@ -38,6 +38,10 @@ ABBREVIATIONS = {
 }
 
 
+ACRONYMS = ("iop", "lou", "lov", "luf", "eu", "skr", "udd", "svb", "ab", "esf", "sfs")
+ACRONYM_RE = re.compile(r"(?<![\w-])(?:" + "|".join(ACRONYMS) + r")(?![\w])", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class RewrittenQuery:
     original: str
@@ -101,6 +105,7 @@ class QueryRewriter:
         return WORD_RE.sub(word, text)
 
     def rewrite(self, query: str) -> RewrittenQuery:
+        query = ACRONYM_RE.sub(lambda m: m.group(0).upper(), query)  # the tokenizer is case-sensitive
         english = looks_english(query)
         if english:
             extra = swedish_terms(query)

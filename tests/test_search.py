@@ -79,3 +79,10 @@ def test_query_rewriter_restores_diacritics_and_chat_words():
     assert "för sociala" in rq.dense and "någon regel" in rq.dense
     rq = rw.rewrite("iop vs upphandling?")
     assert "idéburet offentligt partnerskap" in rq.lexical and not rq.english
+
+
+def test_acronyms_are_upper_cased_for_the_case_sensitive_model():
+    rw = QueryRewriter(["IOP och LOU."])
+    rq = rw.rewrite("gäller lou för iop?")
+    assert "LOU" in rq.dense and "IOP" in rq.dense
+    assert rw.rewrite("about the eu threshold").dense == "about the EU threshold"
