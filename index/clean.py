@@ -224,6 +224,7 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
             and len(line.text) < 0.6 * width and len(nxt.text) < 0.6 * width
             and len((line.text + " " + nxt.text).split()) <= 12
             and not line.text.endswith(TERMINAL + (",",)) and not nxt.text.endswith(TERMINAL + (",",))
+            and nxt.text.split()[-1].lower() not in HEADING_NEVER_ENDS
             and not BULLET_RE.match(line.text)
             and (after is None or after.page_start or after.text[:1].isupper())
         ):
@@ -413,7 +414,7 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
             if kind == "table":
                 text = "\n".join(tidy(line.text) for line in lines)
             elif kind == "heading":
-                text = tidy(repair_inline(" ".join(line.text for line in lines)))
+                text = tidy(repair_inline(join_lines([line.text for line in lines])))
             else:
                 text = tidy(repair_inline(join_lines([line.text for line in lines], seen), seen))
             if text:
