@@ -104,9 +104,10 @@ def _line_key(text: str) -> str:
     return re.sub(r"\s+", "", text).lower()
 
 
-def _repeated_lines(groups: list[list[Line]]) -> set[str]:
-    """Running headers and footers: short lines that recur three or more times."""
-    counts = Counter(_line_key(line.text) for g in groups for line in g if len(line.text) < 100)
+def _repeated_lines(groups: list[list[Line]], width: int) -> set[str]:
+    """Running headers and footers: short lines that recur three or more times (a full-width line
+    that recurs is the start of a recurring sentence, not a header)."""
+    counts = Counter(_line_key(line.text) for g in groups for line in g if len(line.text) < min(100, 0.7 * width))
     return {
         key for key, n in counts.items()
         if n >= 3 and len(key) >= 4 and not BULLET_RE.match(key) and not key.endswith((".", ":"))
@@ -363,7 +364,7 @@ def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
     """Clean extracted page texts into blocks in reading order."""
     groups = _group_lines(pages)
     width = _line_width(groups)
-    repeated = _repeated_lines(groups)
+    repeated = _repeated_lines(groups, width)
     seen = document_vocabulary(pages)
     blocks: list[Block] = []
     after_chart = False

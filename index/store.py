@@ -28,7 +28,7 @@ from .paragraphs import Paragraph, build_paragraphs, searchable_text
 
 FORMAT_VERSION = 1
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
-PIPELINE_VERSION = "2026-11-22.16"
+PIPELINE_VERSION = "2026-11-22.17"
 REBUILD_HINT = "python -m index build  (or: make index)"
 
 

@@ -151,3 +151,12 @@ def test_contents_pages_are_dropped_but_numbered_lists_and_following_headings_ke
     assert any(b.kind == "heading" and b.text == "2.3.2 TIDSPERIOD/LÄNGD" for b in blocks)
     assert any("Ockelbo, Region Dalarna, Mora" in b.text and b.kind != "heading" for b in blocks)
     assert any("Nästan hälften av avtalen" in b.text for b in blocks)
+
+
+def test_a_recurring_full_width_line_is_text_not_a_running_header():
+    text = (KNOWLEDGE / next(KNOWLEDGE.glob("003_*.txt")).name).read_text(encoding="utf-8")
+    blocks = clean_pages([(None, text)])
+    assert any(
+        b.text.startswith("Kommuner och regioner som vill ta tillvara den resurs som de sociala företagen kan utgöra "
+                          "rekommenderas att utveckla regionala forum") for b in blocks
+    )
