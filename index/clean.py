@@ -144,6 +144,7 @@ def _is_toc_group(group: list[Line]) -> bool:
 
 
 NUMBERED_ITEM_RE = re.compile(r"^\d{1,2}[.)]\s+")
+NUMBERED_TITLE_RE = re.compile(r"^\d{1,2}\.\s+[A-ZÅÄÖ]")
 
 
 def _looks_like_heading(text: str, width: int, next_text: str | None = None) -> bool:
@@ -191,15 +192,6 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
             out.append((kind, current))
             current = []
 
-    # a numbered heading wrapped over a few short lines: "1. Identifiera en samhällsutmaning som /
-    # kräver samarbete mellan idéburen aktör / eller civilsamhället och offentlig sektor"
-    joined = " ".join(line.text for line in group)
-    if (
-        1 < len(group) <= 3 and re.match(r"^\d{1,2}\.\s+[A-ZÅÄÖ]", group[0].text) and len(joined) <= 160
-        and not joined.endswith((".", ",", ";", ":")) and not any(BULLET_RE.match(line.text) for line in group[1:])
-    ):
-        return [("heading", group)]
-
     table_rows = sum(1 for line in group if _is_table_row(line.text))
     if len(group) >= 3 and table_rows >= 0.6 * len(group):
         return [("table", group)]
@@ -209,10 +201,11 @@ def _segment_group(group: list[Line], width: int) -> list[tuple[BlockKind, list[
         nxt = group[i + 1] if i + 1 < len(group) else None
         if current and BULLET_RE.match(line.text):
             flush()  # a list item or numbered line always starts a block of its own
-        # a numbered heading wrapped over the last lines of the group
+        # a numbered heading wrapped over the last lines of the group: "1. Identifiera en
+        # samhällsutmaning som / kräver samarbete mellan idéburen aktör / eller civilsamhället ..."
         rest = group[i:]
         if (
-            not current and 1 < len(rest) <= 3 and re.match(r"^\d{1,2}\.\s+[A-ZÅÄÖ]", line.text)
+            not current and 1 < len(rest) <= 3 and NUMBERED_TITLE_RE.match(line.text)
             and all(r.text[:1].islower() and len(r.text) < short for r in rest[1:])
             and not rest[-1].text.endswith((".", ",", ";", ":"))
         ):
