@@ -216,11 +216,10 @@ def _markdown_blocks(text: str) -> list[Block]:
 
     def flush() -> None:
         if current:
-            items = [line for line in current]
-            if any(re.match(r"^\s*(?:[-*+]|\d+\.)\s+", line) for line in items):
-                blocks.append(Block("text", "\n".join(_prose(line) for line in items), None))
+            if any(re.match(r"^\s*(?:[-*+]|\d+\.)\s+", line) for line in current):
+                blocks.append(Block("text", "\n".join(_prose(line) for line in current), None))
             else:
-                blocks.append(Block("text", _prose(" ".join(line.strip() for line in items)), None))
+                blocks.append(Block("text", _prose(" ".join(line.strip() for line in current)), None))
             current.clear()
 
     for line in normalize_chars(text).split("\n"):
