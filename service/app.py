@@ -79,6 +79,10 @@ class EngineHolder:
         finally:
             self._ready.set()
 
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
     def get(self, timeout: float = 120.0) -> SearchEngine:
         if not self._ready.wait(timeout):
             raise HTTPException(503, "Sökindexet laddas fortfarande; försök igen om en stund.")
@@ -141,7 +145,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:
-        if not holder._ready.is_set():
+        if not holder.ready:
             return JSONResponse(status_code=503, content=Health(status="loading").model_dump())
         if holder.engine is None:
             return JSONResponse(status_code=503, content=Health(status="unavailable", detail=holder.error).model_dump())
