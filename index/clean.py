@@ -69,11 +69,11 @@ def _is_double_spaced(lines: list[str]) -> bool:
 
 
 def _group_lines(pages: Iterable[tuple[int | None, str]]) -> list[list[Line]]:
-    """Split the document into groups of consecutive lines separated by blank lines."""
+    """Split normalised page texts into groups of consecutive lines separated by blank lines."""
     raw: list[tuple[str, int | None, bool]] = []
     for page, text in pages:
         first = True
-        for line in normalize_chars(text).split("\n"):
+        for line in text.split("\n"):
             starts_page = first or (line.startswith(" ") and not line.startswith("  "))
             raw.append((line.rstrip(), page, starts_page and bool(line.strip())))
             if line.strip():
@@ -344,10 +344,10 @@ def tidy(text: str) -> str:
 
 
 def document_vocabulary(pages: Iterable[tuple[int | None, str]]) -> frozenset[str]:
-    """Words of six letters or more that the document spells whole somewhere."""
+    """Words of six letters or more that the (normalised) document spells whole somewhere."""
     words: set[str] = set()
     for _, text in pages:
-        for w in WORD_RE.findall(normalize_chars(text)):
+        for w in WORD_RE.findall(text):
             if len(w) >= 6:
                 words.add(w.lower())
     return frozenset(w for w in words if lexicon.is_word(w, 1.0))
@@ -355,6 +355,7 @@ def document_vocabulary(pages: Iterable[tuple[int | None, str]]) -> frozenset[st
 
 def clean_pages(pages: list[tuple[int | None, str]]) -> list[Block]:
     """Clean extracted page texts into blocks in reading order."""
+    pages = [(page, normalize_chars(text)) for page, text in pages]
     groups = _group_lines(pages)
     width = _line_width(groups)
     repeated = _repeated_lines(groups, width)

@@ -102,54 +102,46 @@ def discover(knowledge_dir: Path) -> list[SourceDocument]:
             while doc_id in used:
                 doc_id, n = f"{base}-{n}", n + 1
             used.add(doc_id)
-            title = default_title(path)
-            docs.append(SourceDocument(doc_id, doc_id, title, None, pdf_year(path), "sv", path, file_sha256(path)))
+            title, year = default_title_and_year(path)
+            docs.append(SourceDocument(doc_id, doc_id, title, None, year, "sv", path, file_sha256(path)))
         else:
             docs.append(
                 SourceDocument(
-                    entry.id, entry.slug or slugify(entry.title or path.stem), entry.title or default_title(path),
+                    entry.id, entry.slug or slugify(entry.title or path.stem), entry.title or default_title_and_year(path)[0],
                     entry.publisher, entry.year, entry.language, path, file_sha256(path),
                 )
             )
     return docs
 
 
-def default_title(path: Path) -> str:
-    """PDF or DOCX metadata title, a Markdown '# ' heading, else the file name."""
+def default_title_and_year(path: Path) -> tuple[str, int | None]:
+    """Title from PDF or DOCX metadata or a Markdown '# ' heading (else the file name), and for a
+    PDF the year of its creation date."""
+    title: str | None = None
+    year: int | None = None
     try:
         suffix = path.suffix.lower()
         if suffix == ".pdf":
             from pypdf import PdfReader
 
             meta = PdfReader(str(path)).metadata
-            if meta and meta.title and meta.title.strip():
-                return meta.title.strip()
+            if meta:
+                title = meta.title
+                year = meta.creation_date.year if meta.creation_date else None
         elif suffix == ".docx":
             import docx
 
             title = docx.Document(str(path)).core_properties.title
-            if title and title.strip():
-                return title.strip()
         elif suffix in {".md", ".markdown"}:
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 if line.startswith("# "):
-                    return line[2:].strip()
+                    title = line[2:]
+                    break
     except Exception:  # noqa: BLE001 - a title is a nicety; a broken file fails later with a clear message
         pass
-    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name
-
-
-def pdf_year(path: Path) -> int | None:
-    if path.suffix.lower() != ".pdf":
-        return None
-    try:
-        from pypdf import PdfReader
-
-        meta = PdfReader(str(path)).metadata
-        created = meta.creation_date if meta else None
-        return created.year if created else None
-    except Exception:  # noqa: BLE001
-        return None
+    if title and title.strip():
+        return title.strip(), year
+    return path.stem.replace("_", " ").replace("-", " ").strip() or path.name, year
 
 
 def read_blocks(path: Path) -> list[Block]:

@@ -138,7 +138,7 @@ def build_index(
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
     progress("building the lexical index")
-    lexical = LexicalIndex.build([f"{p.section or ''} {searchable_text(p.text)}" for p in paragraphs])
+    lexical = LexicalIndex.build(texts)  # the same section + text, analysed into terms
 
     counts: dict[str, int] = {}
     for p in paragraphs:
