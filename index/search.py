@@ -32,11 +32,22 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """How strongly the corpus answers the query at all, on absolute scales (unlike hit scores,
+    which are rescaled per query): the best cosine similarity of the semantic search and the
+    best raw BM25 score. The assistant's no-answer decision is calibrated on these."""
+
+    dense_max: float = 0.0
+    lexical_max: float = 0.0
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: str
     hits: list[Hit]
     took_ms: float
     english: bool = False
+    evidence: Evidence = field(default_factory=Evidence)
 
 
 @dataclass(frozen=True)
@@ -131,10 +142,14 @@ class SearchEngine:
         start = time.perf_counter()
         q = self.validate(query, k)
         rq = self.rewriter.rewrite(q)
-        fused = self.scores(rq)
+        dense, lexical = self.dense_scores(rq.dense), self.lexical_scores(rq.lexical)
+        fused = self.fuse(dense, lexical)
         order = np.argsort(-fused, kind="stable")[:k]
         hits = [self._hit(int(i), fused[i]) for i in order if fused[i] > 0]
-        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english)
+        evidence = Evidence(
+            round(float(dense.max()), 6) if len(dense) else 0.0, round(float(lexical.max()), 6) if len(lexical) else 0.0
+        )
+        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence)
 
     def scores(self, rq: RewrittenQuery) -> np.ndarray:
         return self.fuse(self.dense_scores(rq.dense), self.lexical_scores(rq.lexical))

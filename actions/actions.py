@@ -1,0 +1,352 @@
+"""Rasa custom actions: thin wrappers that read the tracker, call the answer module and dispatch.
+
+Every message carrying an answer (or an honest "not in the sources") has ``custom`` =
+``{"answered", "citations", "language", "text"}``; see :mod:`actions.answer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker, ValidationAction
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from . import texts
+from .answer import Answer, Citation, Prior
+from .language import SWEDISH, detect_language
+from .runtime import get_runtime
+from .thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
+
+log = logging.getLogger(__name__)
+
+DOMAIN_INTENTS = frozenset({
+    "ask_question", "ask_iop", "ask_reserved", "ask_framework", "ask_threshold", "check_amount", "change_detail",
+})
+OUT_OF_SCOPE_CONFIDENCE = 0.7
+ENTITY_TYPES = ("org_kind", "purchase_kind", "buyer_kind", "amount", "year")
+
+
+# -- tracker helpers -----------------------------------------------------------------------------
+def language(tracker: Tracker) -> str:
+    return tracker.get_slot("language") or detect_language(tracker.latest_message.get("text") or "")
+
+
+def prior_of(tracker: Tracker) -> Prior:
+    intent = tracker.latest_message.get("intent") or {}
+    name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
+    if name in DOMAIN_INTENTS:
+        return Prior.DOMAIN
+    if name == "out_of_scope" and confidence >= OUT_OF_SCOPE_CONFIDENCE:
+        return Prior.OUT_OF_SCOPE
+    return Prior.OTHER
+
+
+def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: str | None = None) -> None:
+    text = f"{prefix}\n{answer.text}" if prefix else answer.text
+    custom = {**answer.custom(), "text": text}
+    if answer.answered or answer.reason != "not_covered":
+        dispatcher.utter_message(text=text, json_message=custom)
+        return
+    en = answer.language != SWEDISH
+    buttons = [{"title": "Talk to a person" if en else "Prata med en person", "payload": "/request_human"}]
+    dispatcher.utter_message(text=text, buttons=buttons, json_message=custom)
+
+
+def answer_events(answer: Answer, question: str) -> list[EventType]:
+    return [
+        SlotSet("last_question", question),
+        SlotSet("answered", answer.answered),
+        SlotSet("cited_ids", answer.paragraph_ids),
+        SlotSet("shown_ids", answer.paragraph_ids),
+    ]
+
+
+def log_unanswered(tracker: Tracker, answer: Answer) -> None:
+    if answer.reason != "not_covered":
+        return
+    try:
+        get_runtime().inbox.add_unanswered(tracker.sender_id, answer.question, answer.language,
+                                           answer.evidence.dense_max, answer.evidence.lexical_max)
+    except Exception:  # the user still gets the answer; staff lose one row
+        log.exception("could not store an unanswered question")
+
+
+# -- answers -------------------------------------------------------------------------------------
+class ActionAnswer(Action):
+    """Answer the latest message from the documents, or say that they do not cover it."""
+
+    def name(self) -> str:
+        return "action_answer"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        question = (tracker.latest_message.get("text") or "").strip()
+        answer = get_runtime().answerer.answer(question, language(tracker), prior_of(tracker))
+        dispatch_answer(dispatcher, answer)
+        log_unanswered(tracker, answer)
+        return answer_events(answer, question)
+
+
+class ActionMoreResults(Action):
+    """"fler": the next paragraphs for the last question, skipping those already shown."""
+
+    def name(self) -> str:
+        return "action_more_results"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        question = tracker.get_slot("last_question")
+        if not question:
+            dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
+            return []
+        shown = list(tracker.get_slot("shown_ids") or [])
+        answer = get_runtime().answerer.answer(question, lang, Prior.DOMAIN, skip=frozenset(shown))
+        dispatch_answer(dispatcher, answer)
+        if not answer.answered:
+            return []
+        return [SlotSet("cited_ids", answer.paragraph_ids), SlotSet("shown_ids", shown + answer.paragraph_ids)]
+
+
+class ActionShowSource(Action):
+    """"visa källan [n]": the whole cited paragraph with its neighbours for context."""
+
+    def name(self) -> str:
+        return "action_show_source"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        cited = list(tracker.get_slot("cited_ids") or [])
+        if not cited:
+            dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
+            return []
+        m = re.search(r"\b([1-9])\b", tracker.latest_message.get("text") or "")
+        number = int(m.group(1)) if m else 1
+        if number > len(cited):
+            dispatcher.utter_message(text=texts.no_such_source(lang, number, len(cited)))
+            return []
+        context = get_runtime().engine.paragraph(cited[number - 1], neighbours=1)
+        if context is None:  # the index was rebuilt since the answer
+            dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
+            return []
+        runtime = get_runtime()
+        citation = runtime.answerer.quote_paragraph(context.paragraph, number)
+        before = context.before[-1].text[-300:] if context.before else None
+        after = context.after[0].text[:300] if context.after else None
+        text = texts.full_paragraph(lang, citation, before, after)
+        dispatcher.utter_message(text=text, json_message={
+            "answered": True, "citations": [citation.payload()], "language": lang, "text": text,
+        })
+        return []
+
+
+_FOLLOW_UP_LEAD = re.compile(
+    r"^\s*(?:och|men|än|samma fråga(?: men)?|what|and|but|same question(?: but)?)?\s*"
+    r"(?:om|if|för|for|about)?\s*(?:det|it)?\s*(?:gäller|is|are|was)?\s*", re.IGNORECASE)
+
+
+def changed_question(previous: str, previous_entities: list[dict], message: str, entities: list[dict]) -> str:
+    """The previous question with the detail of the follow-up swapped in.
+
+    An entity of a type the previous question had replaces it ("ideell förening" for "stiftelse");
+    otherwise the follow-up's words are added to the previous question.
+    """
+    question = previous
+    added = []
+    for entity in entities:
+        if entity.get("entity") not in ENTITY_TYPES or entity.get("start") is None:
+            continue
+        surface = message[entity["start"]:entity["end"]]
+        old = next((e for e in previous_entities if e.get("entity") == entity["entity"] and e.get("start") is not None),
+                   None)
+        if old is not None:
+            question = question.replace(previous[old["start"]:old["end"]], surface, 1)
+        else:
+            added.append(surface)
+    if not entities or not any(e.get("entity") in ENTITY_TYPES for e in entities):
+        rest = _FOLLOW_UP_LEAD.sub("", message).strip(" ?.!")
+        added = [rest] if rest else []
+    if added:
+        question = f"{question.rstrip(' ?.!')} – {' '.join(added)}?"
+    return question
+
+
+class ActionChangeDetail(Action):
+    """"och om vi är en ideell förening?": the previous question again, with the changed detail."""
+
+    def name(self) -> str:
+        return "action_change_detail"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        previous = tracker.get_slot("last_question")
+        if not previous:
+            return await ActionAnswer().run(dispatcher, tracker, domain)
+        previous_entities: list[dict] = []
+        for event in reversed(tracker.events):
+            if event.get("event") == "user" and event.get("text") == previous:
+                previous_entities = (event.get("parse_data") or {}).get("entities") or []
+                break
+        message = tracker.latest_message.get("text") or ""
+        question = changed_question(previous, previous_entities, message, tracker.latest_message.get("entities") or [])
+        answer = get_runtime().answerer.answer(question, lang, Prior.DOMAIN)
+        dispatch_answer(dispatcher, answer, prefix=texts.changed_question(lang, question))
+        log_unanswered(tracker, answer)
+        return answer_events(answer, question)
+
+
+class ActionFeedback(Action):
+    """👍/👎 on the last answer: stored for hub staff with the question and the cited paragraphs."""
+
+    def name(self) -> str:
+        return "action_feedback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
+        get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad",
+                                         tracker.get_slot("last_question"), list(tracker.get_slot("cited_ids") or []))
+        dispatcher.utter_message(text=texts.feedback_thanks(language(tracker), good))
+        return []
+
+
+# -- thresholds ----------------------------------------------------------------------------------
+_PURCHASE_WORDS = {
+    "bilaga2": ("bilaga 2", "bilaga2", "sociala tjänst", "sociala och andra", "särskilda tjänst", "annex 2",
+                "social service", "vård", "omsorg", "hälsovård", "socialtjänst", "utbildning"),
+    "byggentreprenad": ("bygg", "entreprenad", "construction", "works"),
+    "varor": ("vara", "varor", "produkt", "goods", "supplies", "products"),
+    "tjanster": ("tjänst", "tjanst", "service"),
+}
+_BUYER_WORDS = {
+    "statlig_myndighet": ("statlig", "myndighet", "government", "agency", "state"),
+    "region": ("region", "landsting"),
+    "kommun": ("kommun", "municipal", "council"),
+}
+
+
+def _keyword_value(text: str, table: dict[str, tuple[str, ...]]) -> str | None:
+    low = text.lower()
+    for value, words in table.items():
+        if any(w in low for w in words):
+            return value
+    return None
+
+
+class ValidateThresholdForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_threshold_form"
+
+    async def validate_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                              domain: DomainDict) -> dict[str, Any]:
+        amount = value if isinstance(value, (int, float)) else parse_amount(str(value or ""))
+        if amount is None:
+            amount = parse_amount(tracker.latest_message.get("text") or "")
+        if amount is None or amount < 100:
+            dispatcher.utter_message(text=texts.invalid_amount(language(tracker)))
+            return {"amount": None}
+        return {"amount": float(amount)}
+
+    async def validate_purchase_kind(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     domain: DomainDict) -> dict[str, Any]:
+        kind = value if value in PURCHASE_KINDS else _keyword_value(str(value or ""), _PURCHASE_WORDS)
+        if kind is None:
+            dispatcher.utter_message(response="utter_ask_purchase_kind")
+        return {"purchase_kind": kind}
+
+    async def validate_buyer_kind(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                  domain: DomainDict) -> dict[str, Any]:
+        kind = value if value in BUYER_KINDS or value == "annan" else _keyword_value(str(value or ""), _BUYER_WORDS)
+        if kind is None:
+            kind = "annan"  # the documents give no figures per buyer anyway; do not block the check on it
+        return {"buyer_kind": kind}
+
+
+class ActionCheckThreshold(Action):
+    """Compare the amount with every threshold figure the documents state, quoting each rule and year."""
+
+    def name(self) -> str:
+        return "action_check_threshold"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        runtime = get_runtime()
+        buyer = tracker.get_slot("buyer_kind")
+        assessment = assess(float(tracker.get_slot("amount")), tracker.get_slot("purchase_kind"),
+                            buyer if buyer in BUYER_KINDS else None, runtime.threshold_rules)
+        citations: list[Citation] = []
+        numbers: dict[str, int] = {}
+        engine = runtime.engine
+        for rule in assessment.rules:
+            context = engine.paragraph(rule.paragraph_id, neighbours=0)
+            if context is None:
+                continue
+            numbers[rule.paragraph_id] = len(citations) + 1
+            citations.append(Citation.from_hit(len(citations) + 1, context.paragraph, rule.sentence))
+        text = describe(assessment, numbers, lang)
+        if citations:
+            text = f"{text}\n{texts.sources_block(citations, lang)}"
+        dispatcher.utter_message(text=text, json_message={
+            "answered": bool(citations), "citations": [c.payload() for c in citations], "language": lang, "text": text,
+        })
+        return [SlotSet("amount", None), SlotSet("cited_ids", [c.paragraph_id for c in citations]),
+                SlotSet("answered", bool(citations))]
+
+
+# -- asking for a person -------------------------------------------------------------------------
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+?\d[\d\s-]{6,}\d")
+
+
+class ValidateHumanForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_human_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> list[str]:
+        if tracker.get_slot("last_question"):
+            return [s for s in domain_slots if s != "handoff_question"]
+        return domain_slots
+
+    async def validate_handoff_question(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                        domain: DomainDict) -> dict[str, Any]:
+        text = str(value or "").strip()
+        return {"handoff_question": text if len(text) >= 3 else None}
+
+    async def validate_handoff_contact(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                       domain: DomainDict) -> dict[str, Any]:
+        text = str(value or "")
+        m = _EMAIL.search(text) or _PHONE.search(text)
+        if not m:
+            dispatcher.utter_message(text=texts.invalid_contact(language(tracker)))
+            return {"handoff_contact": None}
+        return {"handoff_contact": m.group(0).strip()}
+
+
+class ActionSubmitHandoff(Action):
+    def name(self) -> str:
+        return "action_submit_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        question = tracker.get_slot("handoff_question") or tracker.get_slot("last_question") or ""
+        contact = tracker.get_slot("handoff_contact")
+        reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang)
+        dispatcher.utter_message(text=texts.handoff_confirmed(lang, contact, reference))
+        return [SlotSet("handoff_question", None), SlotSet("handoff_contact", None)]
+
+
+# -- every message -------------------------------------------------------------------------------
+class ValidateSlotMappings(ValidationAction):
+    """Runs after every user message: keeps the ``language`` slot (sv/en) up to date."""
+
+    def name(self) -> str:
+        return "action_validate_slot_mappings"
+
+    async def extract_language(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> dict[str, Any]:
+        text = tracker.latest_message.get("text") or ""
+        if text.startswith("/"):  # a button payload says nothing about the language
+            return {}
+        return {"language": detect_language(text, tracker.get_slot("language"))}

@@ -1,0 +1,135 @@
+"""What the user reads, in Swedish and English. Facts never live here: only framing around quotes.
+
+Bot messages avoid blank lines because Rasa's REST channel splits a text at "\\n\\n" into messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from .language import ENGLISH
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .answer import Citation
+
+TOPICS_SV = ("IOP (idéburet offentligt partnerskap), reserverad upphandling, ramavtal och hur man marknadsför "
+             "sig under dem, samt tröskelvärden och direktupphandling")
+TOPICS_EN = ("IOP (idea-driven public partnerships), reserved contracts, framework agreements and marketing "
+             "yourself under them, and thresholds and direct award")
+
+
+def _en(language: str) -> bool:
+    return language == ENGLISH
+
+
+def source_line(c: "Citation", language: str) -> str:
+    year = f" ({c.year})" if c.year else ""
+    parts = [f"[{c.number}] {c.title}{year}"]
+    if c.section:
+        parts.append(f"{'section' if _en(language) else 'avsnitt'} ”{c.section}”")
+    if c.page:
+        parts.append(f"{'p.' if _en(language) else 's.'} {c.page}")
+    return ", ".join(parts)
+
+
+def sources_block(citations: Sequence["Citation"], language: str) -> str:
+    head = "Sources:" if _en(language) else "Källor:"
+    return "\n".join([head, *(source_line(c, language) for c in citations)])
+
+
+def compose_answer(language: str, citations: Sequence["Citation"], quoted: int, follow_up: bool = True) -> str:
+    lines = []
+    if _en(language):
+        lines.append("Here is what the documents say (quoted in Swedish, as written):")
+    else:
+        lines.append("Det här säger dokumenten:")
+    for c in citations[:quoted]:
+        year = f", {c.year}" if c.year else ""
+        lines.append(f"”{c.quote}” [{c.number}] ({c.title}{year})")
+    rest = citations[quoted:]
+    if rest:
+        marks = ", ".join(f"[{c.number}]" for c in rest)
+        lines.append(f"See also {marks}." if _en(language) else f"Se även {marks}.")
+    lines.append(sources_block(citations, language))
+    if follow_up:
+        lines.append(
+            "Write “show the source” for the whole paragraph, “more” for further results, or ask a follow-up."
+            if _en(language) else
+            "Skriv ”visa källan” för hela stycket, ”fler” för fler träffar, eller ställ en följdfråga."
+        )
+    return "\n".join(lines)
+
+
+def not_covered(language: str) -> str:
+    if _en(language):
+        return (
+            "I cannot find this in the documents I have, so I will not guess. "
+            f"I can answer questions about {TOPICS_EN}. "
+            "Would you like me to pass your question on to a person? Write “talk to a person”."
+        )
+    return (
+        "Det här hittar jag inget stöd för i dokumenten jag har, så jag vill inte gissa. "
+        f"Jag kan svara på frågor om {TOPICS_SV}. "
+        "Vill du att jag skickar frågan vidare till en person? Skriv ”prata med en person”."
+    )
+
+
+def no_more_results(language: str) -> str:
+    if _en(language):
+        return "There are no further relevant paragraphs for that question. Try asking it another way."
+    return "Jag hittar inga fler relevanta stycken för den frågan. Prova att formulera den på ett annat sätt."
+
+
+def nothing_asked_yet(language: str) -> str:
+    if _en(language):
+        return f"Ask me a question first, for example about {TOPICS_EN}."
+    return f"Ställ en fråga först, till exempel om {TOPICS_SV}."
+
+
+def no_such_source(language: str, number: int, available: int) -> str:
+    if _en(language):
+        return f"The last answer has no source [{number}]; it cited {available}."
+    return f"Det senaste svaret har ingen källa [{number}]; det hänvisade till {available}."
+
+
+def full_paragraph(language: str, c: "Citation", before: str | None, after: str | None) -> str:
+    lines = [source_line(c, language)]
+    if before:
+        lines.append(("Before: " if _en(language) else "Före: ") + f"… {before}")
+    lines.append(f"”{c.quote}”")
+    if after:
+        lines.append(("After: " if _en(language) else "Efter: ") + f"{after} …")
+    return "\n".join(lines)
+
+
+def changed_question(language: str, question: str) -> str:
+    return f"I searched for: “{question}”" if _en(language) else f"Jag sökte på: ”{question}”"
+
+
+def feedback_thanks(language: str, good: bool) -> str:
+    if _en(language):
+        return ("Thank you, glad it helped." if good else
+                "Thank you for telling me. I have saved it so the team can improve the answers. "
+                "Write “talk to a person” if you want help from a human.")
+    return ("Tack, vad bra att det hjälpte." if good else
+            "Tack för att du säger till. Jag har sparat det så att teamet kan förbättra svaren. "
+            "Skriv ”prata med en person” om du vill ha hjälp av en människa.")
+
+
+def handoff_confirmed(language: str, contact: str, reference: int) -> str:
+    if _en(language):
+        return (f"Thank you. Your question has been passed on (reference {reference}); a person will contact "
+                f"you at {contact}.")
+    return (f"Tack! Din fråga är vidarebefordrad (ärende {reference}). En person hör av sig till dig på {contact}.")
+
+
+def invalid_contact(language: str) -> str:
+    if _en(language):
+        return "That does not look like an e-mail address or phone number. Please write one of them."
+    return "Det ser inte ut som en e-postadress eller ett telefonnummer. Skriv gärna något av dem."
+
+
+def invalid_amount(language: str) -> str:
+    if _en(language):
+        return "I could not read an amount there. Write it in kronor, for example “700 000 kr” or “1,2 miljoner”."
+    return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."

@@ -1,0 +1,313 @@
+"""Custom actions over a tiny index (fake embedder): fresh trackers and a CollectingDispatcher per test."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import actions as A
+from actions.answer import Answerer, Prior, split_sentences
+from actions.inbox import Inbox
+from actions.runtime import Runtime, set_runtime
+from actions.settings import ActionSettings
+
+BOT_DIR = Path(__file__).resolve().parent.parent / "bot"
+CITATION_KEYS = {"paragraph_id", "doc_id", "title", "year", "section", "page", "text", "score"}
+
+NEWER_THRESHOLDS = """
+# Nya belopp
+
+Direktupphandlingsgränsen är 700 000 kronor år 2025 för varor och tjänster.
+
+Bilaga 2 omfattar sociala tjänster och andra särskilda tjänster. Direktupphandlingsgränsen för dessa tjänster
+är 8 109 450 kronor år 2025 och höjs till 8 513 250 kronor år 2026.
+"""
+
+
+@pytest.fixture
+def runtime(tmp_path, tiny_knowledge, fake_embedder):
+    """A runtime over the tiny corpus plus a 2025 document whose limit disagrees with the 2019 one."""
+    from index.search import SearchEngine
+    from index.store import build_index
+
+    (tiny_knowledge / "nya.md").write_text(NEWER_THRESHOLDS.strip() + "\n", encoding="utf-8")
+    with (tiny_knowledge / "manifest.toml").open("a", encoding="utf-8") as f:
+        f.write('\n[[documents]]\nid = "nya"\nfile = "nya.md"\ntitle = "Nya belopp"\nyear = 2025\n')
+    settings = ActionSettings(
+        knowledge_dir=tiny_knowledge, index_dir=tmp_path / "index", model="fake-embedder",
+        model_cache_dir=tmp_path / "models", inbox_db=tmp_path / "inbox.sqlite3",
+        # The fake embedder and the tiny corpus have their own score scales.
+        domain_lexical_min=0.2, domain_dense_min=0.5, other_lexical_min=2.0, other_dense_min=0.8,
+        out_of_scope_lexical_min=50.0, out_of_scope_dense_min=0.99,
+    )
+    build_index(settings.knowledge_dir, settings.index_dir, fake_embedder)
+    rt = Runtime(settings, SearchEngine.load(settings, fake_embedder))
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+def tracker(text: str, intent: str = "ask_question", confidence: float = 0.9, slots: dict | None = None,
+            entities: list | None = None, events: list | None = None, active_loop: str | None = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": entities or []}
+    all_slots = {"language": None, "last_question": None, "answered": None, "cited_ids": None, "shown_ids": None,
+                 "amount": None, "purchase_kind": None, "buyer_kind": None, "handoff_question": None,
+                 "handoff_contact": None, **(slots or {})}
+    user_event = {"event": "user", "text": text, "parse_data": latest}
+    return Tracker("user-1", all_slots, latest, [*(events or []), user_event], False, None,
+                   {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+def run(action, t: Tracker, domain: dict | None = None) -> tuple[list[dict], dict]:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, t, domain or {}))
+    return dispatcher.messages, {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+# -- answers ---------------------------------------------------------------------------------------
+def test_answer_quotes_and_cites_the_best_paragraph(runtime):
+    messages, slots = run(A.ActionAnswer(), tracker("Vad är ett idéburet offentligt partnerskap?", "ask_iop"))
+    assert len(messages) == 1
+    message = messages[0]
+    custom = message["custom"]
+    assert custom["answered"] is True
+    citations = custom["citations"]
+    assert 1 <= len(citations) <= 3
+    assert CITATION_KEYS <= set(citations[0])
+    assert citations[0]["doc_id"] == "iop" and citations[0]["year"] == 2024
+    assert [c["number"] for c in citations] == list(range(1, len(citations) + 1))
+    # The quoted sentence is in the answer, marked, and taken from the cited paragraph.
+    assert citations[0]["quote"] in message["text"] and "[1]" in message["text"]
+    assert citations[0]["quote"].rstrip(" …") in citations[0]["text"]
+    assert "Handbok om IOP (2024)" in message["text"]
+    assert "\n\n" not in message["text"]  # REST would split the message
+    assert slots["answered"] is True and slots["cited_ids"] == [c["paragraph_id"] for c in citations]
+    assert slots["last_question"] == "Vad är ett idéburet offentligt partnerskap?"
+
+
+def test_english_question_gets_english_framing_and_swedish_quotes(runtime):
+    messages, _ = run(A.ActionAnswer(), tracker("What is an idéburet offentligt partnerskap (IOP)?", "ask_iop",
+                                                slots={"language": "en"}))
+    text = messages[0]["text"]
+    assert text.startswith("Here is what the documents say")
+    assert "Sources:" in text and messages[0]["custom"]["language"] == "en"
+    assert messages[0]["custom"]["citations"][0]["quote"] in text
+
+
+def test_unrelated_question_is_not_answered_and_is_logged(runtime):
+    messages, slots = run(A.ActionAnswer(), tracker("Vem vann fotbolls-VM i Qatar?", "nlu_fallback", 0.2))
+    message = messages[0]
+    assert message["custom"] == {"answered": False, "citations": [], "language": "sv", "text": message["text"]}
+    assert "inget stöd" in message["text"] and "person" in message["text"]
+    assert message["buttons"][0]["payload"] == "/request_human"
+    assert slots["answered"] is False and slots["cited_ids"] == []
+    logged = runtime.inbox.unanswered()
+    assert [u.question for u in logged] == ["Vem vann fotbolls-VM i Qatar?"]
+
+
+def test_out_of_scope_intent_needs_stronger_evidence(runtime):
+    question = "Vad är ett idéburet offentligt partnerskap?"
+    domain, _ = run(A.ActionAnswer(), tracker(question, "ask_framework"))
+    oos, _ = run(A.ActionAnswer(), tracker(question, "out_of_scope", 0.95))
+    unsure, _ = run(A.ActionAnswer(), tracker(question, "out_of_scope", 0.4))
+    assert domain[0]["custom"]["answered"] is True
+    assert oos[0]["custom"]["answered"] is False
+    assert unsure[0]["custom"]["answered"] is True  # a hesitant out-of-scope verdict does not block an answer
+
+
+def test_prior_follows_the_nlu():
+    assert A.prior_of(tracker("x", "ask_iop")) is Prior.DOMAIN
+    assert A.prior_of(tracker("x", "nlu_fallback", 0.2)) is Prior.OTHER
+    assert A.prior_of(tracker("x", "out_of_scope", 0.9)) is Prior.OUT_OF_SCOPE
+
+
+def test_invalid_question_gets_a_clear_message(runtime):
+    messages, slots = run(A.ActionAnswer(), tracker("?!", "nlu_fallback", 0.1))
+    assert messages[0]["custom"]["answered"] is False
+    assert "inga ord" in messages[0]["text"]
+
+
+def test_sentence_split_keeps_abbreviations_and_bullets():
+    parts = split_sentences("Första meningen. Andra meningen t.ex. med förkortning. • punkt ett • punkt två")
+    assert parts == ["Första meningen.", "Andra meningen t.ex. med förkortning.", "• punkt ett", "• punkt två"]
+
+
+# -- follow-ups ------------------------------------------------------------------------------------
+def test_more_results_pages_without_repeating(runtime):
+    runtime.settings.max_citations = 1
+    _, first = run(A.ActionAnswer(), tracker("upphandling ramavtal direktupphandling", "ask_question"))
+    seen = list(first["shown_ids"])
+    for _ in range(20):
+        messages, slots = run(A.ActionMoreResults(), tracker("fler", "more_results", slots={
+            "last_question": first["last_question"], "shown_ids": seen}))
+        custom = messages[0]["custom"]
+        if not custom["answered"]:
+            assert "inga fler" in messages[0]["text"]
+            break
+        new = [c["paragraph_id"] for c in custom["citations"]]
+        assert not set(new) & set(seen)
+        seen = slots["shown_ids"]
+    else:
+        pytest.fail("the tiny corpus should run out of relevant paragraphs")
+
+
+def test_more_results_without_a_question(runtime):
+    messages, _ = run(A.ActionMoreResults(), tracker("fler", "more_results"))
+    assert "Ställ en fråga först" in messages[0]["text"]
+
+
+def test_show_source_gives_the_whole_paragraph_with_context(runtime):
+    _, slots = run(A.ActionAnswer(), tracker("Vad beskriver överenskommelsen om avtalstid?", "ask_iop"))
+    cited = slots["cited_ids"]
+    messages, _ = run(A.ActionShowSource(), tracker("visa källan", "show_source", slots={"cited_ids": cited}))
+    custom = messages[0]["custom"]
+    paragraph = runtime.engine.paragraph(cited[0]).paragraph
+    assert custom["answered"] is True and custom["citations"][0]["paragraph_id"] == cited[0]
+    assert custom["citations"][0]["text"] == paragraph.text
+    assert paragraph.text[:60] in messages[0]["text"].replace("\n", " ")
+
+
+def test_show_source_by_number_and_out_of_range(runtime):
+    _, slots = run(A.ActionAnswer(), tracker("upphandling", "ask_question"))
+    cited = slots["cited_ids"]
+    messages, _ = run(A.ActionShowSource(), tracker(f"visa källa {len(cited)}", "show_source",
+                                                    slots={"cited_ids": cited}))
+    assert messages[0]["custom"]["citations"][0]["paragraph_id"] == cited[-1]
+    messages, _ = run(A.ActionShowSource(), tracker("visa källa 9", "show_source", slots={"cited_ids": cited}))
+    assert "ingen källa [9]" in messages[0]["text"]
+
+
+def test_changed_question_swaps_the_entity_of_the_same_type():
+    previous = "Kan en stiftelse ingå IOP?"
+    old = [{"entity": "org_kind", "start": 7, "end": 16, "value": "stiftelse"}]
+    message = "och om vi är en ideell förening?"
+    new = [{"entity": "org_kind", "start": 16, "end": 31, "value": "ideell_forening"}]
+    assert A.changed_question(previous, old, message, new) == "Kan en ideell förening ingå IOP?"
+
+
+def test_changed_question_adds_a_detail_the_question_lacked():
+    assert A.changed_question("Vad är IOP?", [], "och om det gäller en region?", []) == "Vad är IOP – en region?"
+    new = [{"entity": "buyer_kind", "start": 11, "end": 17, "value": "region"}]
+    assert A.changed_question("Vad är IOP?", [], "och för en region då?", new) == "Vad är IOP – region?"
+
+
+def test_change_detail_re_asks_with_the_new_detail(runtime):
+    first = tracker("Får en upphandlande myndighet reservera rätten att delta för sociala företag?", "ask_reserved")
+    _, slots = run(A.ActionAnswer(), first)
+    messages, new_slots = run(A.ActionChangeDetail(), tracker(
+        "och om det gäller ett ramavtal?", "change_detail", slots=slots, events=first.events))
+    assert messages[0]["text"].startswith("Jag sökte på: ”Får en upphandlande myndighet")
+    assert "ramavtal" in new_slots["last_question"]
+    assert messages[0]["custom"]["answered"] is True
+
+
+def test_feedback_is_stored_with_the_question_and_citations(runtime):
+    messages, _ = run(A.ActionFeedback(), tracker("👎", "feedback_bad", slots={
+        "last_question": "Vad är IOP?", "cited_ids": ["iop-1", "iop-2"]}))
+    assert "sparat" in messages[0]["text"]
+    [row] = runtime.inbox.feedback()
+    assert (row.rating, row.question, row.paragraph_ids) == ("bad", "Vad är IOP?", ["iop-1", "iop-2"])
+
+
+# -- thresholds ------------------------------------------------------------------------------------
+def test_threshold_form_validates_the_amount(runtime):
+    form = A.ValidateThresholdForm()
+    dispatcher = CollectingDispatcher()
+    t = tracker("ungefär 1,2 miljoner", "inform", active_loop="threshold_form")
+    assert asyncio.run(form.validate_amount("1,2 miljoner", dispatcher, t, {})) == {"amount": 1_200_000.0}
+    t = tracker("vet inte", "inform", active_loop="threshold_form")
+    assert asyncio.run(form.validate_amount("vet inte", dispatcher, t, {})) == {"amount": None}
+    assert "belopp" in dispatcher.messages[-1]["text"]
+    assert asyncio.run(form.validate_purchase_kind("det är sociala tjänster", dispatcher, t, {})) == {
+        "purchase_kind": "bilaga2"}
+    assert asyncio.run(form.validate_buyer_kind("kommunen", dispatcher, t, {})) == {"buyer_kind": "kommun"}
+
+
+def test_threshold_check_shows_each_conflicting_figure_with_source_and_year(runtime):
+    t = tracker("tjänster", "inform", slots={"amount": 650_000.0, "purchase_kind": "tjanster", "buyer_kind": "kommun"})
+    messages, slots = run(A.ActionCheckThreshold(), t)
+    text, custom = messages[0]["text"], messages[0]["custom"]
+    assert "över direktupphandlingsgränsen på 586 907 kr" in text  # the 2019 document
+    assert "under direktupphandlingsgränsen 2025 på 700 000 kr" in text  # the 2025 document
+    assert "olika belopp" in text and "vartannat år" in text
+    assert "(2019)" in text and "(2025)" in text
+    assert {c["doc_id"] for c in custom["citations"]} == {"troskel", "nya"}
+    assert custom["answered"] is True and slots["amount"] is None
+    # The newer figure comes first.
+    assert text.index("700 000 kr") < text.index("586 907 kr")
+
+
+def test_threshold_check_for_bilaga2_uses_its_own_limits(runtime):
+    t = tracker("x", "inform", slots={"amount": 8_300_000.0, "purchase_kind": "bilaga2", "buyer_kind": "region"},)
+    messages, _ = run(A.ActionCheckThreshold(), t)
+    text = messages[0]["text"]
+    assert "under direktupphandlingsgränsen 2026 på 8 513 250 kr" in text
+    assert "över direktupphandlingsgränsen 2025 på 8 109 450 kr" in text
+    assert "586 907" not in text and "inga särskilda belopp för en region" in text
+
+
+# -- a person --------------------------------------------------------------------------------------
+def test_human_form_asks_for_the_question_only_when_there_is_none(runtime):
+    form = A.ValidateHumanForm()
+    slots = ["handoff_question", "handoff_contact"]
+    fresh = asyncio.run(form.required_slots(slots, CollectingDispatcher(), tracker("människa", "request_human"), {}))
+    after = asyncio.run(form.required_slots(slots, CollectingDispatcher(), tracker(
+        "människa", "request_human", slots={"last_question": "Vad är IOP?"}), {}))
+    assert fresh == slots and after == ["handoff_contact"]
+
+
+def test_contact_must_be_an_email_or_phone(runtime):
+    form = A.ValidateHumanForm()
+    dispatcher = CollectingDispatcher()
+    t = tracker("x", "inform", active_loop="human_form")
+    assert asyncio.run(form.validate_handoff_contact("nej vet ej", dispatcher, t, {})) == {"handoff_contact": None}
+    assert "e-postadress" in dispatcher.messages[-1]["text"]
+    assert asyncio.run(form.validate_handoff_contact("mejla anna@example.se tack", dispatcher, t, {})) == {
+        "handoff_contact": "anna@example.se"}
+    assert asyncio.run(form.validate_handoff_contact("070-123 45 67", dispatcher, t, {})) == {
+        "handoff_contact": "070-123 45 67"}
+
+
+def test_handoff_is_stored_and_confirmed(runtime):
+    messages, slots = run(A.ActionSubmitHandoff(), tracker("anna@example.se", "inform", slots={
+        "last_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se"}))
+    [request] = runtime.inbox.handoffs()
+    assert (request.question, request.contact, request.status) == ("Hur skriver vi ett IOP-avtal?",
+                                                                  "anna@example.se", "open")
+    assert f"ärende {request.id}" in messages[0]["text"]
+    assert slots == {"handoff_question": None, "handoff_contact": None}
+
+
+# -- every message ---------------------------------------------------------------------------------
+def test_language_slot_follows_the_user(runtime):
+    action = A.ValidateSlotMappings()
+    assert asyncio.run(action.extract_language(CollectingDispatcher(), tracker("What is a framework agreement?"),
+                                               {})) == {"language": "en"}
+    assert asyncio.run(action.extract_language(CollectingDispatcher(), tracker("ok", slots={"language": "en"}),
+                                               {})) == {"language": "en"}
+    assert asyncio.run(action.extract_language(CollectingDispatcher(), tracker("/request_human"), {})) == {}
+
+
+def test_domain_and_actions_agree():
+    """Every custom action the domain lists exists in the action package, and the other way round."""
+    from rasa_sdk import Action
+
+    domain = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))
+    implemented = {cls().name() for cls in vars(A).values()
+                   if isinstance(cls, type) and issubclass(cls, Action) and cls.__module__ == A.__name__}
+    assert set(domain["actions"]) == implemented
+    for slot in ("last_question", "answered", "cited_ids", "shown_ids", "language"):
+        assert slot in domain["slots"]
+
+
+def test_inbox_keeps_rows_across_instances(tmp_path):
+    path = tmp_path / "sub" / "inbox.sqlite3"
+    Inbox(path).add_handoff("u", "fråga", "a@b.se", "sv")
+    Inbox(path).add_unanswered("u", "väder?", "sv", 0.7, 1.2)
+    assert [h.question for h in Inbox(path).handoffs("open")] == ["fråga"]
+    assert Inbox(path).unanswered()[0].lexical_max == 1.2
