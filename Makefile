@@ -1,7 +1,8 @@
 # Two commands do everything from a fresh clone:
-#   make run    create the environment, install, prepare the model, build the index, start the service
+#   make run    create the environments, install, prepare the model, build the index, train the Rasa
+#               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
-# Helpers: make install | model | index | eval | bench | clean
+# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | bench | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,12 +21,13 @@ export TOKENIZERS_PARALLELISM := false
 RASA_VENV ?= .venv-rasa
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test install model index eval bench clean rasa-env
+.PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search
 
-$(BIN)/.installed: pyproject.toml requirements/app.txt
+$(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/app.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/actions.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python rasa-sdk==3.6.2
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
@@ -39,12 +41,21 @@ $(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard
 
 index: model $(INDEX_DIR)/manifest.json
 
-run: index
+run: index rasa-env train
+	$(BIN)/python -m service.stack
+
+# Only the knowledge service (search API), as in issue 2.
+serve-search: index
 	@echo "Search API: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search   docs: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/docs"
 	$(BIN)/python -m service
 
-test: install
+test: install rasa-env index train
 	$(BIN)/python -m pytest
+
+eval-chat:
+	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
+	$(PYTHON) $(SHARED)/eval/score.py chat http://127.0.0.1:5005/webhooks/rest/webhook $(SHARED)/eval/dev.jsonl --misses var/eval-chat-misses.jsonl
+	$(BIN)/python -m actions.calibrate --chat http://127.0.0.1:5005/webhooks/rest/webhook
 
 eval:
 	@curl -fsS http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/health >/dev/null || { echo "The service is not running: start it with 'make run' in another terminal."; exit 1; }
@@ -62,6 +73,15 @@ $(RASA_VENV)/.installed: requirements/rasa.txt
 	touch $@
 
 rasa-env: $(RASA_VENV)/.installed
+
+# Train only when the Rasa project changed (make compares the files with the model's time).
+RASA_MODEL := var/rasa/models/bot.tar.gz
+BOT_FILES := $(wildcard bot/*.yml bot/data/*.yml)
+$(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES)
+	cd bot && ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
+	touch $@
+
+train: $(RASA_MODEL)
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) var .pytest_cache

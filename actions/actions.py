@@ -27,6 +27,7 @@ DOMAIN_INTENTS = frozenset({
     "ask_question", "ask_iop", "ask_reserved", "ask_framework", "ask_threshold", "check_amount", "change_detail",
 })
 OUT_OF_SCOPE_CONFIDENCE = 0.7
+QUESTION_WORDS = 6  # a message this long without an amount is a question, not a request to check one
 ENTITY_TYPES = ("org_kind", "purchase_kind", "buyer_kind", "amount", "year")
 
 
@@ -99,9 +100,8 @@ class ActionMoreResults(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         question = tracker.get_slot("last_question")
-        if not question:
-            dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
-            return []
+        if not question:  # a first message cannot ask for more: the NLU misread a question
+            return await ActionAnswer().run(dispatcher, tracker, domain)
         shown = list(tracker.get_slot("shown_ids") or [])
         answer = get_runtime().answerer.answer(question, lang, Prior.DOMAIN, skip=frozenset(shown))
         dispatch_answer(dispatcher, answer)
@@ -120,6 +120,8 @@ class ActionShowSource(Action):
         lang = language(tracker)
         cited = list(tracker.get_slot("cited_ids") or [])
         if not cited:
+            if not tracker.get_slot("last_question"):  # nothing to show yet: the NLU misread a question
+                return await ActionAnswer().run(dispatcher, tracker, domain)
             dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
             return []
         m = re.search(r"\b([1-9])\b", tracker.latest_message.get("text") or "")
@@ -261,6 +263,24 @@ class ValidateThresholdForm(FormValidationAction):
         if kind is None:
             kind = "annan"  # the documents give no figures per buyer anyway; do not block the check on it
         return {"buyer_kind": kind}
+
+
+class ActionStartThresholdCheck(Action):
+    """check_amount: with an amount (or a bare request such as "kolla ett belopp") start the form;
+    a longer question without an amount ("hur stort får ett köp vara …?") is answered from the
+    documents instead, with a pointer to the check."""
+
+    def name(self) -> str:
+        return "action_start_threshold_check"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        has_amount = any(e.get("entity") == "amount" for e in tracker.latest_message.get("entities") or [])
+        if has_amount or parse_amount(text) is not None or len(text.split()) < QUESTION_WORDS:
+            return [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
+        events = await ActionAnswer().run(dispatcher, tracker, domain)
+        dispatcher.utter_message(text=texts.offer_threshold_check(language(tracker)))
+        return [*events, SlotSet("threshold_check", False)]
 
 
 class ActionCheckThreshold(Action):

@@ -133,3 +133,9 @@ def invalid_amount(language: str) -> str:
     if _en(language):
         return "I could not read an amount there. Write it in kronor, for example “700 000 kr” or “1,2 miljoner”."
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
+
+
+def offer_threshold_check(language: str) -> str:
+    if _en(language):
+        return "To check a specific amount against the thresholds in the documents, write “check an amount”."
+    return "Vill du jämföra ett visst belopp med tröskelvärdena i dokumenten? Skriv ”kolla ett belopp”."

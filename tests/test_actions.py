@@ -156,8 +156,9 @@ def test_more_results_pages_without_repeating(runtime):
         pytest.fail("the tiny corpus should run out of relevant paragraphs")
 
 
-def test_more_results_without_a_question(runtime):
-    messages, _ = run(A.ActionMoreResults(), tracker("fler", "more_results"))
+def test_show_source_after_an_unanswered_question(runtime):
+    messages, _ = run(A.ActionShowSource(), tracker("visa källan", "show_source", slots={
+        "last_question": "Vem vann VM?", "cited_ids": []}))
     assert "Ställ en fråga först" in messages[0]["text"]
 
 
@@ -311,3 +312,23 @@ def test_inbox_keeps_rows_across_instances(tmp_path):
     Inbox(path).add_unanswered("u", "väder?", "sv", 0.7, 1.2)
     assert [h.question for h in Inbox(path).handoffs("open")] == ["fråga"]
     assert Inbox(path).unanswered()[0].lexical_max == 1.2
+
+
+def test_threshold_check_starts_the_form_only_with_an_amount_or_a_bare_request(runtime):
+    action = A.ActionStartThresholdCheck()
+    messages, slots = run(action, tracker("vi köper tjänster för 650 000 kr", "check_amount"))
+    assert slots == {"threshold_check": True} and messages == []
+    _, slots = run(action, tracker("kolla ett belopp", "check_amount"))
+    assert slots == {"threshold_check": True}
+    messages, slots = run(action, tracker("Hur stort får ett köp vara innan det blir en vanlig upphandling med annonsering?",
+                                          "check_amount"))
+    assert slots["threshold_check"] is False and messages[0]["custom"]["answered"] is True
+    assert "kolla ett belopp" in messages[-1]["text"]
+
+
+def test_a_first_message_misread_as_a_follow_up_is_answered(runtime):
+    question = "Vad beskriver överenskommelsen om avtalstid?"
+    for action in (A.ActionMoreResults(), A.ActionShowSource()):
+        messages, slots = run(action, tracker(question, "more_results", 0.5))
+        assert messages[0]["custom"]["answered"] is True
+        assert slots["last_question"] == question

@@ -1,0 +1,203 @@
+"""Run the whole assistant: knowledge service, Rasa action server and Rasa (REST channel).
+
+``python -m service.stack`` (what ``make run`` calls once everything is installed, the index built
+and the Rasa model trained) starts the three processes, waits until each answers its health check,
+prints where each runs, and stops all of them when one dies or on Ctrl-C. Logs go to var/log/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import httpx
+from pydantic import Field, field_validator
+
+from actions.settings import ActionSettings
+from index.settings import PROJECT_ROOT
+
+from .settings import ServiceSettings
+
+
+class StackSettings(ServiceSettings, ActionSettings):
+    rasa_host: str = Field("127.0.0.1", description="Address Rasa listens on (REST channel)")
+    rasa_port: int = Field(5005, ge=1, le=65535, description="Port of Rasa")
+    rasa_venv: Path = Field(PROJECT_ROOT / ".venv-rasa", description="Virtual environment holding Rasa 3.6")
+    rasa_model: Path = Field(PROJECT_ROOT / "var" / "rasa" / "models" / "bot.tar.gz", description="Trained model")
+    tracker_dialect: str = Field("sqlite", description="SQL dialect of Rasa's tracker store")
+    tracker_db: str = Field(str(PROJECT_ROOT / "var" / "rasa" / "tracker.db"),
+                            description="Tracker store database (a file path for sqlite)")
+    log_dir: Path = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
+    start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
+
+    @field_validator("rasa_venv", "rasa_model", "log_dir", mode="after")
+    @classmethod
+    def _expand_paths(cls, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+
+@lru_cache(maxsize=1)
+def get_stack_settings() -> StackSettings:
+    return StackSettings()
+
+
+@dataclass
+class Process:
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def start(self, log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{self.name}.log"
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env={**os.environ, **self.env}, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.health_url, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def tail(self, lines: int = 25) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def rasa_env(s: StackSettings) -> dict[str, str]:
+    """The variables bot/endpoints.yml reads."""
+    db = s.tracker_db
+    if s.tracker_dialect == "sqlite":
+        path = Path(db).expanduser()
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = str(path)
+    return {
+        "ASSISTANT_ACTION_ENDPOINT": f"http://{s.actions_host}:{s.actions_port}/webhook",
+        "ASSISTANT_TRACKER_DIALECT": s.tracker_dialect,
+        "ASSISTANT_TRACKER_DB": db,
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+
+
+def settings_env(s: StackSettings) -> dict[str, str]:
+    """This process's settings as ASSISTANT_* variables, so the children see the same configuration."""
+    env = {}
+    for name in type(s).model_fields:
+        value = getattr(s, name)
+        if value is not None:
+            env[f"ASSISTANT_{name.upper()}"] = str(value)
+    return env
+
+
+def processes(s: StackSettings) -> list[Process]:
+    python = sys.executable
+    rasa = s.rasa_venv / "bin" / "rasa"
+    env = settings_env(s)
+    return [
+        Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health", env),
+        Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health", env),
+        Process("rasa", [
+            str(rasa), "run", "--model", str(s.rasa_model), "--endpoints", "bot/endpoints.yml",
+            "--credentials", "bot/credentials.yml", "--interface", s.rasa_host, "--port", str(s.rasa_port),
+        ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s)}),
+    ]
+
+
+class Stack:
+    def __init__(self, settings: StackSettings | None = None):
+        self.settings = settings or get_stack_settings()
+        self.processes = processes(self.settings)
+
+    def check(self) -> None:
+        s = self.settings
+        if not (s.rasa_venv / "bin" / "rasa").exists():
+            raise SystemExit(f"Rasa is not installed in {s.rasa_venv}: run `make rasa-env` (or `make run`).")
+        if not s.rasa_model.exists():
+            raise SystemExit(f"No trained Rasa model at {s.rasa_model}: run `make train` (or `make run`).")
+
+    def start(self) -> None:
+        self.check()
+        for p in self.processes:
+            p.start(self.settings.log_dir)
+        deadline = time.monotonic() + self.settings.start_timeout
+        pending = list(self.processes)
+        while pending:
+            for p in list(pending):
+                if not p.alive():
+                    self.stop()
+                    raise RuntimeError(f"{p.name} stopped while starting; last lines of {p.log_path}:\n{p.tail()}")
+                if p.ready():
+                    pending.remove(p)
+            if pending and time.monotonic() > deadline:
+                self.stop()
+                names = ", ".join(p.name for p in pending)
+                raise RuntimeError(f"not ready after {self.settings.start_timeout:.0f} s: {names} (logs in "
+                                   f"{self.settings.log_dir})")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+
+    def describe(self) -> str:
+        s = self.settings
+        return "\n".join([
+            f"Chat (Rasa REST):   POST http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/webhook "
+            '{"sender": "me", "message": "Vad är IOP?"}',
+            f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",
+            f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
+            f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
+            f"Staff inbox data:   {s.inbox_db}",
+            f"Logs:               {s.log_dir}/",
+        ])
+
+
+def main() -> int:
+    stack = Stack()
+    started = time.perf_counter()
+    print("Starting the knowledge service, the action server and Rasa …", flush=True)
+    try:
+        stack.start()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"Ready in {time.perf_counter() - started:.0f} s.\n{stack.describe()}\nCtrl-C stops everything.", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(p.alive() for p in stack.processes):
+            time.sleep(1)
+        dead = next(p for p in stack.processes if not p.alive())
+        print(f"{dead.name} stopped; last lines of {dead.log_path}:\n{dead.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
