@@ -20,6 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 
 RASA_VENV ?= .venv-rasa
 export RASA_TELEMETRY_ENABLED := false
+export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
 .PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search
 

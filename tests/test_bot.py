@@ -22,7 +22,8 @@ BOT = ROOT / "bot"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = ROOT / "var" / "rasa" / "models" / "bot.tar.gz"
 REPORTS = ROOT / "var" / "reports"
-ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+ENV = {"RASA_CACHE_DIRECTORY": str(ROOT / "var" / "rasa" / "cache"), **os.environ, "RASA_TELEMETRY_ENABLED": "false",
+       "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 pytestmark = pytest.mark.slow
 
