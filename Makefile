@@ -24,11 +24,12 @@ export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
 .PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search
 
-$(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt
+$(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/actions.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/actions.txt -r requirements/test.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python rasa-sdk==3.6.2
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps check-jsonschema==0.39.0
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 

@@ -34,6 +34,17 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     console = _console()
+    if args.if_needed:
+        from .store import check_compatible, read_manifest
+
+        try:
+            check_compatible(read_manifest(settings.index_dir), settings.index_dir, settings.model,
+                             settings.knowledge_dir)
+        except IndexUnavailableError as exc:
+            console.log(f"rebuilding: {exc}")
+        else:
+            print(f"index up to date: {settings.index_dir}")
+            return 0
     with console.status("preparing the embedding model"):
         prepare_model(settings)
     embedder = SentenceTransformerEmbedder(settings)
@@ -113,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_prepare_model)
     p = sub.add_parser("build", help="(re)build the index from the knowledge folder")
+    p.add_argument("--if-needed", action="store_true",
+                   help="skip when the index matches the documents, the model and this pipeline version")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("search", help="search the index")

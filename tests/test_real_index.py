@@ -49,6 +49,8 @@ def test_cli_build_stats_and_search(real_index):
     assert any("Ett ramavtal är ett avtal mellan en upphandlande myndighet" in h["text"] for h in out["hits"])
     human = run_cli(real_index, "search", "direktupphandlingsgräns", "--k", "2").stdout
     assert "[1]" in human and "träffar" in human
+    again = run_cli(real_index, "build", "--if-needed", "--quiet")
+    assert "index up to date" in again.stdout  # what the docker entrypoint runs on every start
     empty = run_cli(real_index, "search", "   ", check=False)
     assert empty.returncode == 2 and "tom" in empty.stderr
 

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# The app image: knowledge service (FastAPI) and Rasa action server (rasa-sdk), same code, two commands.
+# Build from the project root:  docker build -f docker/app.Dockerfile -t procurement-assistant-app .
+FROM python:3.11.7-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    TOKENIZERS_PARALLELISM=false \
+    ASSISTANT_MODEL_CACHE_DIR=/data/models \
+    ASSISTANT_INDEX_DIR=/data/index \
+    ASSISTANT_INBOX_DB=/data/inbox/inbox.sqlite3 \
+    ASSISTANT_HOST=0.0.0.0 \
+    ASSISTANT_ACTIONS_HOST=0.0.0.0
+
+WORKDIR /app
+
+# torch first, CPU-only (from PyPI torch would pull the CUDA build).
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY requirements/app.txt requirements/actions.txt requirements/
+RUN pip install -r requirements/app.txt -r requirements/actions.txt \
+    && pip install --no-deps --ignore-requires-python rasa-sdk==3.6.2
+
+COPY pyproject.toml README.md ./
+COPY index/ index/
+COPY service/ service/
+COPY actions/ actions/
+COPY knowledge/ knowledge/
+RUN pip install --no-deps -e . \
+    && groupadd --system app && useradd --system --gid app --home /app app \
+    && mkdir -p /data/models /data/index /data/inbox && chown -R app:app /data
+
+USER app
+VOLUME ["/data"]
+EXPOSE 8000 5055
+
+# The model and the index live on the /data volume: prepared on first start, reused afterwards
+# (python -m index build is skipped when the index matches the documents and the model).
+COPY --chown=app:app docker/app-entrypoint.sh /usr/local/bin/app-entrypoint.sh
+ENTRYPOINT ["/usr/local/bin/app-entrypoint.sh"]
+CMD ["python", "-m", "service"]

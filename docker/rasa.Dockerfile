@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# The Rasa image: Rasa Open Source 3.6.21 on Python 3.10, where its normal install works.
+# Build from the project root:  docker build -f docker/rasa.Dockerfile -t procurement-assistant-rasa .
+FROM python:3.10.15-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RASA_TELEMETRY_ENABLED=false \
+    RASA_CACHE_DIRECTORY=/tmp/rasa-cache
+
+WORKDIR /bot
+RUN pip install rasa==3.6.21 psycopg2-binary==2.9.10 \
+    && groupadd --system rasa && useradd --system --gid rasa --home /bot rasa
+
+COPY bot/ /bot/
+COPY docker/endpoints.yml /bot/endpoints.docker.yml
+# Trained at build time, so every replica serves the same model.
+RUN rasa train --fixed-model-name bot --out /bot/models && chown -R rasa:rasa /bot
+
+USER rasa
+EXPOSE 5005
+CMD ["rasa", "run", "--model", "/bot/models/bot.tar.gz", "--endpoints", "/bot/endpoints.docker.yml", \
+     "--credentials", "/bot/credentials.yml", "--interface", "0.0.0.0", "--port", "5005"]
