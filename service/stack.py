@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import httpx
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, SecretStr, field_validator
 
 from actions.settings import ActionSettings
 from index.settings import PROJECT_ROOT
@@ -35,6 +36,17 @@ class StackSettings(ServiceSettings, ActionSettings):
                             description="Tracker store database (a file path for sqlite)")
     log_dir: Path = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
     start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
+    slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…); enables the Slack channel")
+    slack_signing_secret: SecretStr | None = Field(None, description="Slack app signing secret")
+    slack_api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (GovSlack, tests)")
+    teams_app_id: str | None = Field(None, description="Azure bot (Microsoft App) id; enables the Teams channel")
+    teams_app_password: SecretStr | None = Field(None, description="Azure bot client secret")
+    teams_tenant_id: str = Field("botframework.com", description="Tenant id of a single-tenant bot "
+                                 "('botframework.com' = multi-tenant)")
+    teams_login_url: str = Field("https://login.microsoftonline.com", description="Microsoft identity platform host")
+    teams_openid_configuration_url: str = Field(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration",
+        description="Where the Bot Framework publishes the keys that sign incoming requests")
 
     @field_validator("rasa_venv", "rasa_model", "log_dir", mode="after")
     @classmethod
@@ -108,22 +120,52 @@ def settings_env(s: StackSettings) -> dict[str, str]:
     env = {}
     for name in type(s).model_fields:
         value = getattr(s, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env[f"ASSISTANT_{name.upper()}"] = str(value)
     return env
+
+
+def write_credentials(s: StackSettings) -> Path:
+    """Rasa's channel configuration: REST always, Slack and Teams when their credentials are set.
+
+    Secrets stay in the environment: the file refers to them as ${VARIABLE}, which Rasa expands.
+    """
+    channels: dict = {"rest": None}
+    if s.slack_bot_token and s.slack_signing_secret:
+        channels["bot.connectors.slack.CitingSlackInput"] = {
+            "slack_token": "${ASSISTANT_SLACK_BOT_TOKEN}",
+            "slack_signing_secret": "${ASSISTANT_SLACK_SIGNING_SECRET}",
+            "api_base_url": s.slack_api_base_url,
+        }
+    if s.teams_app_id and s.teams_app_password:
+        channels["bot.connectors.teams.TeamsInput"] = {
+            "app_id": s.teams_app_id,
+            "app_password": "${ASSISTANT_TEAMS_APP_PASSWORD}",
+            "tenant_id": s.teams_tenant_id,
+            "login_url": s.teams_login_url,
+            "openid_configuration_url": s.teams_openid_configuration_url,
+        }
+    path = s.log_dir.parent / "rasa" / f"credentials-{s.rasa_port}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by python -m service.stack from the ASSISTANT_* settings; do not edit.\n"
+                    + yaml.safe_dump(channels, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def processes(s: StackSettings) -> list[Process]:
     python = sys.executable
     rasa = s.rasa_venv / "bin" / "rasa"
     env = settings_env(s)
+    credentials = write_credentials(s)
     return [
         Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health", env),
         Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health", env),
         Process("rasa", [
             str(rasa), "run", "--model", str(s.rasa_model), "--endpoints", "bot/endpoints.yml",
-            "--credentials", "bot/credentials.yml", "--interface", s.rasa_host, "--port", str(s.rasa_port),
-        ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s)}),
+            "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(s.rasa_port),
+        ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
     ]
 
 
@@ -172,6 +214,10 @@ class Stack:
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
             f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
             f"Staff inbox data:   {s.inbox_db}",
+            *([f"Slack events:       POST http://{s.rasa_host}:{s.rasa_port}/webhooks/slack/webhook"]
+              if s.slack_bot_token and s.slack_signing_secret else []),
+            *([f"Teams messaging:    POST http://{s.rasa_host}:{s.rasa_port}/webhooks/botframework/webhook "
+               f"(tenant {s.teams_tenant_id})"] if s.teams_app_id and s.teams_app_password else []),
             f"Logs:               {s.log_dir}/",
         ])
 

@@ -78,8 +78,129 @@ def test_nlu_cross_validation_report():
 
 
 # -- a real conversation -------------------------------------------------------------------------
+SLACK_SECRET = "test-signing-secret"
+
+
+class FakeSlackAPI:
+    """A local stand-in for Slack's Web API: records chat.postMessage calls, answers ok."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        posts = self.posts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server API)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(body or b"{}")
+                except ValueError:
+                    from urllib.parse import parse_qsl
+
+                    payload = dict(parse_qsl(body.decode()))
+                posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "payload": payload})
+                out = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def fake_slack():
+    api = FakeSlackAPI()
+    yield api
+    api.server.shutdown()
+
+
+TEAMS_APP_ID = "00000000-1111-2222-3333-444444444444"
+TEAMS_TENANT = "contoso-tenant-id"
+TEAMS_ISSUER = "https://api.botframework.com"
+
+
+class FakeMicrosoft:
+    """Local stand-ins for the Microsoft identity platform (token endpoint), the Bot Framework
+    OpenID configuration and signing keys, and the Bot Framework connector (where replies go)."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl
+
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": "test-key", "use": "sig", "alg": "RS256"})
+        self.token_requests, self.activities = [], []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _json(self, payload, status=200):
+                out = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_GET(self):  # noqa: N802
+                if self.path == "/openid":
+                    self._json({"issuer": TEAMS_ISSUER, "jwks_uri": fake.url + "/keys"})
+                elif self.path == "/keys":
+                    self._json({"keys": [jwk]})
+                else:
+                    self._json({}, 404)
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                if self.path.endswith("/oauth2/v2.0/token"):
+                    fake.token_requests.append({"path": self.path, "form": dict(parse_qsl(body))})
+                    self._json({"token_type": "Bearer", "expires_in": 3600, "access_token": "fake-access-token"})
+                elif "/v3/conversations/" in self.path:
+                    fake.activities.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                            "activity": json.loads(body)})
+                    self._json({"id": "reply-1"})
+                else:
+                    self._json({}, 404)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, key=None, kid="test-key", **claims) -> str:
+        import time
+
+        import jwt
+
+        payload = {"iss": TEAMS_ISSUER, "aud": TEAMS_APP_ID, "exp": int(time.time()) + 600,
+                   "nbf": int(time.time()) - 10, "serviceurl": self.url, **claims}
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture(scope="module")
+def fake_microsoft():
+    fake = FakeMicrosoft()
+    yield fake
+    fake.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, fake_slack, fake_microsoft):
     need_model()
     from service.stack import Stack, StackSettings
 
@@ -87,6 +208,9 @@ def stack(tmp_path_factory):
     settings = StackSettings(
         port=18000, actions_port=15055, rasa_port=15005, tracker_db=str(var / "tracker.db"),
         inbox_db=var / "inbox.sqlite3", log_dir=var / "log", start_timeout=400,
+        slack_bot_token="xoxb-test-token", slack_signing_secret=SLACK_SECRET, slack_api_base_url=fake_slack.url,
+        teams_app_id=TEAMS_APP_ID, teams_app_password="teams-client-secret", teams_tenant_id=TEAMS_TENANT,
+        teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
     )
     s = Stack(settings)
     s.start()
@@ -177,3 +301,112 @@ def test_conversation_survives_a_rasa_restart(stack):
         time.sleep(1)
     source = custom_of(say(stack, me, "visa källa 2"))  # needs the citations remembered before the restart
     assert source["citations"][0]["paragraph_id"] == answer["citations"][1]["paragraph_id"]
+
+
+def slack_event(text: str, user: str = "U123", channel: str = "D456") -> bytes:
+    return json.dumps({
+        "token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback", "event_id": uuid.uuid4().hex,
+        "event": {"type": "message", "channel_type": "im", "channel": channel, "user": user, "text": text,
+                  "ts": "1700000000.000100", "event_ts": "1700000000.000100"},
+    }).encode()
+
+
+def slack_headers(body: bytes, secret: str = SLACK_SECRET, timestamp: int | None = None) -> dict:
+    import hashlib
+    import hmac
+    import time
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+def test_slack_signed_event_becomes_a_reply_with_citation_blocks(stack, fake_slack):
+    url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/slack/webhook"
+    before = len(fake_slack.posts)
+    body = slack_event("Vad är ett ramavtal?")
+    response = httpx.post(url, content=body, headers=slack_headers(body), timeout=60)
+    assert response.status_code == 200, response.text
+    posts = fake_slack.posts[before:]
+    assert posts, "no message was posted to the Slack API"
+    post = posts[-1]
+    assert post["path"].endswith("/chat.postMessage") and post["auth"] == "Bearer xoxb-test-token"
+    payload = post["payload"]
+    assert payload["channel"] == "D456"
+    blocks = payload["blocks"]
+    assert blocks[0]["type"] == "section" and "ramavtal" in blocks[0]["text"]["text"].lower()
+    contexts = [b for b in blocks if b["type"] == "context"]
+    assert 1 <= len(contexts) <= 3
+    assert contexts[0]["elements"][0]["text"].startswith("*[1]* ")
+    assert "Källor:" not in blocks[0]["text"]["text"]  # the sources are blocks, not a text list
+
+
+def test_slack_refuses_unsigned_or_wrongly_signed_requests(stack, fake_slack):
+    import time
+
+    url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/slack/webhook"
+    before = len(fake_slack.posts)
+    body = slack_event("Vad är IOP?")
+    unsigned = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    wrong = httpx.post(url, content=body, headers=slack_headers(body, secret="not-the-secret"), timeout=30)
+    stale = httpx.post(url, content=body, headers=slack_headers(body, timestamp=int(time.time()) - 3600), timeout=30)
+    tampered = httpx.post(url, content=body.replace(b"IOP", b"LOU"), headers=slack_headers(body), timeout=30)
+    for r in (unsigned, wrong, stale, tampered):
+        assert r.status_code == 400 and "signed" in r.text
+    assert len(fake_slack.posts) == before
+
+
+def teams_activity(fake: FakeMicrosoft, text: str) -> dict:
+    return {"type": "message", "id": "activity-" + uuid.uuid4().hex[:6], "serviceUrl": fake.url,
+            "channelId": "msteams", "from": {"id": "29:user-" + uuid.uuid4().hex[:6], "name": "Anna"},
+            "recipient": {"id": "28:" + TEAMS_APP_ID, "name": "Upphandlingsassistenten"},
+            "conversation": {"id": "a:conversation-1", "tenantId": TEAMS_TENANT}, "text": text}
+
+
+def test_teams_single_tenant_reply_with_adaptive_card(stack, fake_microsoft):
+    url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/botframework/webhook"
+    before = len(fake_microsoft.activities)
+    activity = teams_activity(fake_microsoft, "<at>Upphandlingsassistenten</at> Vad är reserverad upphandling?")
+    response = httpx.post(url, json=activity, headers={"Authorization": f"Bearer {fake_microsoft.token()}"},
+                          timeout=60)
+    assert response.status_code == 200, response.text
+    # The outgoing token came from the tenant's endpoint, with the app's credentials.
+    request = fake_microsoft.token_requests[-1]
+    assert request["path"] == f"/{TEAMS_TENANT}/oauth2/v2.0/token"
+    assert request["form"]["client_id"] == TEAMS_APP_ID and request["form"]["client_secret"] == "teams-client-secret"
+    assert request["form"]["grant_type"] == "client_credentials"
+    replies = fake_microsoft.activities[before:]
+    assert replies and all(r["auth"] == "Bearer fake-access-token" for r in replies)
+    assert replies[-1]["path"] == "/v3/conversations/a:conversation-1/activities"
+    card = replies[-1]["activity"]["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    body = card["content"]["body"]
+    assert "reserv" in body[0]["text"].lower()
+    containers = [b for b in body if b["type"] == "Container"]
+    assert 1 <= len(containers) <= 3 and containers[0]["items"][0]["text"].startswith("[1] ")
+
+
+def test_teams_refuses_requests_that_are_not_signed_by_the_bot_framework(stack, fake_microsoft):
+    import jwt
+    import time
+
+    url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/botframework/webhook"
+    before = len(fake_microsoft.activities)
+    activity = teams_activity(fake_microsoft, "Vad är IOP?")
+    unsigned = jwt.encode({"iss": TEAMS_ISSUER, "aud": TEAMS_APP_ID, "exp": int(time.time()) + 600}, None,
+                          algorithm="none")
+    bad = {
+        "no header": {},
+        "not bearer": {"Authorization": "Basic abc"},
+        "unsigned": {"Authorization": f"Bearer {unsigned}"},
+        "other key": {"Authorization": f"Bearer {fake_microsoft.token(key=fake_microsoft.other_key)}"},
+        "unknown kid": {"Authorization": f"Bearer {fake_microsoft.token(kid='nope')}"},
+        "other app": {"Authorization": f"Bearer {fake_microsoft.token(aud='someone-else')}"},
+        "other issuer": {"Authorization": f"Bearer {fake_microsoft.token(iss='https://evil.example')}"},
+        "expired": {"Authorization": f"Bearer {fake_microsoft.token(exp=int(time.time()) - 3600)}"},
+        "other service": {"Authorization": f"Bearer {fake_microsoft.token(serviceurl='https://evil.example')}"},
+    }
+    for name, headers in bad.items():
+        response = httpx.post(url, json=activity, headers=headers, timeout=30)
+        assert response.status_code == 401, (name, response.status_code, response.text)
+    assert len(fake_microsoft.activities) == before

@@ -1,0 +1,263 @@
+"""Microsoft Teams (Azure Bot Service) for the assistant, single-tenant or multi-tenant.
+
+Rasa 3.6's botframework connector asks for its outgoing token only at the multi-tenant endpoint
+(login.microsoftonline.com/botframework.com), but since 2025-07-31 Azure creates single-tenant bots
+only, and those must use login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token. This connector:
+
+- takes a ``tenant_id`` (empty or "botframework.com" keeps multi-tenant working);
+- validates every incoming request's JWT: RS256 signature against the keys published in the Bot
+  Framework OpenID configuration, audience = the app id, issuer = the configuration's issuer,
+  expiry, and (when present) that the token's serviceurl matches the activity's; anything else,
+  including unsigned tokens, gets 401;
+- never blocks the event loop: tokens, keys and replies go through aiohttp, tokens are cached
+  until shortly before they expire and refreshed under a lock;
+- renders an answer and its citations as one Adaptive Card.
+
+The login, OpenID and connector hosts are settings, so tests can run against local fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from http import HTTPStatus
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+import aiohttp
+import jwt
+from jwt.algorithms import RSAAlgorithm
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+LOGIN_URL = "https://login.microsoftonline.com"
+MULTI_TENANT = "botframework.com"
+OPENID_CONFIGURATION_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+SCOPE = "https://api.botframework.com/.default"
+BEARER = re.compile(r"Bearer\s+(\S+)")
+KEYS_MAX_AGE = 24 * 3600
+TOKEN_MARGIN = 120  # refresh the outgoing token this many seconds before it expires
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+class TokenProvider:
+    """Client-credentials token for replies, per app and tenant, cached and refreshed without blocking."""
+
+    def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT,
+                 login_url: Text = LOGIN_URL) -> None:
+        self.app_id = app_id
+        self.app_password = app_password
+        self.token_url = f"{login_url.rstrip('/')}/{tenant_id or MULTI_TENANT}/oauth2/v2.0/token"
+        self._token: Optional[Text] = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> Text:
+        if self._token and time.time() < self._expires_at - TOKEN_MARGIN:
+            return self._token
+        async with self._lock:
+            if self._token and time.time() < self._expires_at - TOKEN_MARGIN:
+                return self._token
+            data = {"grant_type": "client_credentials", "client_id": self.app_id,
+                    "client_secret": self.app_password, "scope": SCOPE}
+            async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+                async with session.post(self.token_url, data=data) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status != 200 or "access_token" not in body:
+                        raise RuntimeError(f"token request to {self.token_url} failed: {resp.status} {body}")
+            self._token = body["access_token"]
+            self._expires_at = time.time() + int(body.get("expires_in", 3600))
+            return self._token
+
+
+class JwtValidator:
+    """Checks the Authorization header of requests from the Bot Framework connector."""
+
+    def __init__(self, app_id: Text, openid_configuration_url: Text = OPENID_CONFIGURATION_URL) -> None:
+        self.app_id = app_id
+        self.openid_configuration_url = openid_configuration_url
+        self._keys: Dict[Text, Any] = {}
+        self._issuer: Optional[Text] = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self, force: bool = False) -> None:
+        async with self._lock:
+            if not force and self._keys and time.time() - self._fetched_at < KEYS_MAX_AGE:
+                return
+            async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+                async with session.get(self.openid_configuration_url) as resp:
+                    resp.raise_for_status()
+                    config = await resp.json(content_type=None)
+                async with session.get(config["jwks_uri"]) as resp:
+                    resp.raise_for_status()
+                    keys = await resp.json(content_type=None)
+            self._issuer = config.get("issuer")
+            self._keys = {k["kid"]: k for k in keys.get("keys", []) if "kid" in k}
+            self._fetched_at = time.time()
+
+    async def validate(self, auth_header: Optional[Text], service_url: Optional[Text]) -> Optional[Text]:
+        """None when the request is authentic, else the reason it is refused."""
+        if not auth_header:
+            return "No authorization header provided."
+        match = BEARER.match(auth_header)
+        if not match:
+            return "No Bearer token provided in Authorization header."
+        token = match.group(1)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return "Malformed token."
+        if header.get("alg") != "RS256":
+            return "Token is not signed with RS256."
+        try:
+            await self._refresh()
+            if header.get("kid") not in self._keys:
+                await self._refresh(force=True)  # keys rotate; fetch once more before refusing
+        except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
+            logger.error("could not fetch the Bot Framework signing keys: %s", exc)
+            return "Signing keys unavailable."
+        key = self._keys.get(header.get("kid"))
+        if key is None:
+            return "Unknown signing key."
+        try:
+            claims = jwt.decode(token, key=RSAAlgorithm.from_jwk(json.dumps(key)), algorithms=["RS256"],
+                                audience=self.app_id, issuer=self._issuer,
+                                options={"require": ["exp", "iss", "aud"]}, leeway=300)
+        except jwt.PyJWTError as exc:
+            return f"Could not validate JWT token: {exc}."
+        claimed = claims.get("serviceurl") or claims.get("serviceUrl")
+        if claimed and service_url and claimed.rstrip("/") != service_url.rstrip("/"):
+            return "Token was issued for another service URL."
+        return None
+
+
+def _body(text: Text) -> Text:
+    for marker in ("\nKällor:\n", "\nSources:\n"):
+        if marker in text:
+            head, _, tail = text.partition(marker)
+            return "\n".join([head, *(line for line in tail.splitlines() if not line.startswith("["))]).strip()
+    return text
+
+
+def adaptive_card(custom: Dict[Text, Any]) -> Dict[Text, Any]:
+    """The answer and its citations as an Adaptive Card (1.4: Teams desktop, web and mobile)."""
+    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": _body(custom.get("text") or ""), "wrap": True}]
+    citations = custom.get("citations") or []
+    if citations:
+        label = "Sources" if custom.get("language") == "en" else "Källor"
+        body.append({"type": "TextBlock", "text": label, "weight": "Bolder", "separator": True, "spacing": "Medium"})
+    for c in citations:
+        where = ", ".join(p for p in [
+            f"{c.get('title')} ({c.get('year')})" if c.get("year") else str(c.get("title")),
+            f"avsnitt ”{c['section']}”" if c.get("section") else "",
+            f"s. {c['page']}" if c.get("page") else "",
+        ] if p)
+        items = [{"type": "TextBlock", "text": f"[{c.get('number', '')}] {where}", "wrap": True, "size": "Small",
+                  "weight": "Bolder"}]
+        if c.get("quote"):
+            items.append({"type": "TextBlock", "text": f"”{c['quote']}”", "wrap": True, "size": "Small",
+                          "isSubtle": True})
+        body.append({"type": "Container", "items": items, "spacing": "Small"})
+    return {"contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+                        "version": "1.4", "body": body}}
+
+
+class TeamsOutput(OutputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "botframework"
+
+    def __init__(self, tokens: TokenProvider, conversation: Dict[Text, Any], bot: Dict[Text, Any],
+                 service_url: Text, reply_to: Optional[Text] = None) -> None:
+        self.tokens = tokens
+        self.conversation = conversation
+        self.bot = bot
+        self.url = f"{service_url.rstrip('/')}/v3/conversations/{conversation['id']}/activities"
+        self.reply_to = reply_to
+
+    async def _send(self, recipient_id: Text, activity: Dict[Text, Any]) -> None:
+        data = {"type": "message", "recipient": {"id": recipient_id}, "from": self.bot,
+                "conversation": self.conversation, **activity}
+        if self.reply_to:
+            data["replyToId"] = self.reply_to
+        headers = {"Authorization": f"Bearer {await self.tokens.token()}"}
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            async with session.post(self.url, json=data, headers=headers) as resp:
+                if resp.status >= 300:
+                    logger.error("Bot Framework refused a reply: %s %s", resp.status, await resp.text())
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and "citations" in custom and "answered" in custom:
+            await self._send(recipient_id, {"text": "", "attachments": [adaptive_card(custom)]})
+            return
+        await super().send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self._send(recipient_id, {"text": text, "textFormat": "plain"})
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        actions = [{"type": "imBack", "title": b["title"], "value": b["payload"]} for b in buttons]
+        card = {"contentType": "application/vnd.microsoft.card.hero", "content": {"text": text, "buttons": actions}}
+        await self._send(recipient_id, {"attachments": [card]})
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        await self._send(recipient_id, json_message)
+
+
+class TeamsInput(InputChannel):
+    """POST /webhooks/botframework/webhook (the messaging endpoint of the Azure bot)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "botframework"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "TeamsInput":
+        if not credentials:
+            cls.raise_missing_credentials_exception()
+        return cls(credentials["app_id"], credentials["app_password"], credentials.get("tenant_id") or MULTI_TENANT,
+                   credentials.get("login_url") or LOGIN_URL,
+                   credentials.get("openid_configuration_url") or OPENID_CONFIGURATION_URL)
+
+    def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT, login_url: Text = LOGIN_URL,
+                 openid_configuration_url: Text = OPENID_CONFIGURATION_URL) -> None:
+        self.app_id = app_id
+        self.tokens = TokenProvider(app_id, app_password, tenant_id, login_url)
+        self.validator = JwtValidator(app_id, openid_configuration_url)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("teams_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                activity = request.json or {}
+            except Exception:  # malformed JSON
+                activity = {}
+            refused = await self.validator.validate(request.headers.get("Authorization"), activity.get("serviceUrl"))
+            if refused:
+                return response.text(refused, status=HTTPStatus.UNAUTHORIZED)
+            if activity.get("type") != "message" or not activity.get("serviceUrl"):
+                return response.text("", status=HTTPStatus.OK)
+            out = TeamsOutput(self.tokens, activity["conversation"], activity.get("recipient") or {},
+                              activity["serviceUrl"], activity.get("id"))
+            text = re.sub(r"<at>.*?</at>", "", activity.get("text") or "").strip()  # drop @mentions of the bot
+            await on_new_message(UserMessage(text=text, output_channel=out, sender_id=activity["from"]["id"],
+                                             input_channel=self.name(), metadata=self.get_metadata(request)))
+            return response.text("", status=HTTPStatus.OK)
+
+        return webhook
