@@ -19,10 +19,11 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 RASA_VENV ?= .venv-rasa
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search
+.PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search web chromium
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +44,15 @@ $(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard
 
 index: model $(INDEX_DIR)/manifest.json
 
-run: index rasa-env train
+# The web chat page: npm supplies the socket.io client at build time (nothing loads from a CDN).
+WEB_CLIENT := web/vendor/socket.io.min.js
+$(WEB_CLIENT): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p web/vendor && cp web/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+web: $(WEB_CLIENT)
+
+run: index rasa-env train web
 	$(BIN)/python -m service.stack
 
 # Only the knowledge service (search API), as in issue 2.
@@ -51,7 +60,11 @@ serve-search: index
 	@echo "Search API: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search   docs: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/docs"
 	$(BIN)/python -m service
 
-test: install rasa-env index train
+# Browser tests drive Debian's chromium (Playwright's own browser download cannot work offline).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: install rasa-env index train web chromium
 	$(BIN)/python -m pytest
 
 eval-chat:

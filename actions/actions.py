@@ -207,8 +207,12 @@ class ActionFeedback(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
-        get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad",
-                                         tracker.get_slot("last_question"), list(tracker.get_slot("cited_ids") or []))
+        # The web chat's 👍/👎 on an earlier answer says which one (message metadata); otherwise the last.
+        target = ((tracker.latest_message.get("metadata") or {}).get("feedback_for") or {})
+        question = target.get("question") or tracker.get_slot("last_question")
+        ids = target.get("paragraph_ids") or list(tracker.get_slot("cited_ids") or [])
+        get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
+                                         [str(i) for i in ids][:10])
         dispatcher.utter_message(text=texts.feedback_thanks(language(tracker), good))
         return []
 

@@ -31,6 +31,14 @@ CREATE TABLE IF NOT EXISTS feedback (
     question TEXT,
     paragraph_ids TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS staff_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staff_messages_sender ON staff_messages (sender_id, id);
 CREATE TABLE IF NOT EXISTS unanswered (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,
@@ -77,6 +85,15 @@ class Unanswered:
     language: str
     dense_max: float | None
     lexical_max: float | None
+
+
+@dataclass(frozen=True)
+class StaffMessage:
+    id: int
+    created_at: str
+    sender_id: str
+    author: str
+    text: str
 
 
 class Inbox:
@@ -130,3 +147,13 @@ class Inbox:
     def unanswered(self) -> list[Unanswered]:
         with closing(self._connect()) as db:
             return [Unanswered(**dict(r)) for r in db.execute("SELECT * FROM unanswered ORDER BY id")]
+
+    def add_staff_message(self, sender_id: str, author: str, text: str) -> int:
+        return self._insert("INSERT INTO staff_messages (created_at, sender_id, author, text) VALUES (?, ?, ?, ?)",
+                            (_now(), sender_id, author, text))
+
+    def staff_messages(self, sender_id: str, after: int = 0) -> list[StaffMessage]:
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT * FROM staff_messages WHERE sender_id = ? AND id > ? ORDER BY id",
+                              (sender_id, after)).fetchall()
+        return [StaffMessage(**dict(r)) for r in rows]

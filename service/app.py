@@ -143,6 +143,10 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
         return ParagraphResponse(paragraph=ctx.paragraph, before=ctx.before, after=ctx.after)
 
+    from .web import add_web_routes
+
+    add_web_routes(app, settings, holder)
+
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:
         if not holder.ready:

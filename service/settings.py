@@ -6,13 +6,29 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from index.settings import Settings
+from pathlib import Path
+
+from pydantic import field_validator
+
+from actions.settings import ActionSettings
+from index.settings import PROJECT_ROOT
 
 
-class ServiceSettings(Settings):
+class ServiceSettings(ActionSettings):
+    """The web service's settings; it shares the inbox (and its path setting) with the action server."""
+
     host: str = Field("127.0.0.1", description="Address the HTTP service listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP service")
     log_level: str = Field("info", description="uvicorn log level")
+    webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
+                                    "socket.io channel (as the user's browser sees it)")
+    web_dir: Path = Field(PROJECT_ROOT / "web", description="The web chat page's files")
+
+    @field_validator("web_dir", mode="after")
+    @classmethod
+    def _expand_web(cls, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)

@@ -20,13 +20,12 @@ import httpx
 import yaml
 from pydantic import Field, SecretStr, field_validator
 
-from actions.settings import ActionSettings
 from index.settings import PROJECT_ROOT
 
 from .settings import ServiceSettings
 
 
-class StackSettings(ServiceSettings, ActionSettings):
+class StackSettings(ServiceSettings):
     rasa_host: str = Field("127.0.0.1", description="Address Rasa listens on (REST channel)")
     rasa_port: int = Field(5005, ge=1, le=65535, description="Port of Rasa")
     rasa_venv: Path = Field(PROJECT_ROOT / ".venv-rasa", description="Virtual environment holding Rasa 3.6")
@@ -132,7 +131,11 @@ def write_credentials(s: StackSettings) -> Path:
 
     Secrets stay in the environment: the file refers to them as ${VARIABLE}, which Rasa expands.
     """
-    channels: dict = {"rest": None}
+    channels: dict = {
+        "rest": None,
+        "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
+                                                "cors_allowed_origins": "*"},
+    }
     if s.slack_bot_token and s.slack_signing_secret:
         channels["bot.connectors.slack.CitingSlackInput"] = {
             "slack_token": "${ASSISTANT_SLACK_BOT_TOKEN}",
@@ -208,6 +211,8 @@ class Stack:
     def describe(self) -> str:
         s = self.settings
         return "\n".join([
+            f"Web chat:           http://{s.host}:{s.port}/   (embed: <script src=\"http://{s.host}:{s.port}/embed.js\" "
+            "defer></script>)",
             f"Chat (Rasa REST):   POST http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/webhook "
             '{"sender": "me", "message": "Vad är IOP?"}',
             f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",

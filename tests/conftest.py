@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import uuid
 import textwrap
 from pathlib import Path
 
@@ -123,3 +125,167 @@ def tiny_engine(tiny_index: Settings, fake_embedder: FakeEmbedder):
     from index.search import SearchEngine
 
     return SearchEngine.load(tiny_index, fake_embedder)
+
+
+# == The running assistant, for end-to-end tests (slow) ======================================
+RASA_MODEL = Path(__file__).resolve().parent.parent / "var" / "rasa" / "models" / "bot.tar.gz"
+
+SLACK_SECRET = "test-signing-secret"
+
+
+class FakeSlackAPI:
+    """A local stand-in for Slack's Web API: records chat.postMessage calls, answers ok."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        posts = self.posts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server API)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(body or b"{}")
+                except ValueError:
+                    from urllib.parse import parse_qsl
+
+                    payload = dict(parse_qsl(body.decode()))
+                posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "payload": payload})
+                out = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="session")
+def fake_slack():
+    api = FakeSlackAPI()
+    yield api
+    api.server.shutdown()
+
+
+TEAMS_APP_ID = "00000000-1111-2222-3333-444444444444"
+TEAMS_TENANT = "contoso-tenant-id"
+TEAMS_ISSUER = "https://api.botframework.com"
+
+
+class FakeMicrosoft:
+    """Local stand-ins for the Microsoft identity platform (token endpoint), the Bot Framework
+    OpenID configuration and signing keys, and the Bot Framework connector (where replies go)."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl
+
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from jwt.algorithms import RSAAlgorithm
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": "test-key", "use": "sig", "alg": "RS256"})
+        self.token_requests, self.activities = [], []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _json(self, payload, status=200):
+                out = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_GET(self):  # noqa: N802
+                if self.path == "/openid":
+                    self._json({"issuer": TEAMS_ISSUER, "jwks_uri": fake.url + "/keys"})
+                elif self.path == "/keys":
+                    self._json({"keys": [jwk]})
+                else:
+                    self._json({}, 404)
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                if self.path.endswith("/oauth2/v2.0/token"):
+                    fake.token_requests.append({"path": self.path, "form": dict(parse_qsl(body))})
+                    self._json({"token_type": "Bearer", "expires_in": 3600, "access_token": "fake-access-token"})
+                elif "/v3/conversations/" in self.path:
+                    fake.activities.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                            "activity": json.loads(body)})
+                    self._json({"id": "reply-1"})
+                else:
+                    self._json({}, 404)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, key=None, kid="test-key", **claims) -> str:
+        import time
+
+        import jwt
+
+        payload = {"iss": TEAMS_ISSUER, "aud": TEAMS_APP_ID, "exp": int(time.time()) + 600,
+                   "nbf": int(time.time()) - 10, "serviceurl": self.url, **claims}
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid})
+
+
+@pytest.fixture(scope="session")
+def fake_microsoft():
+    fake = FakeMicrosoft()
+    yield fake
+    fake.server.shutdown()
+
+
+def free_ports(n: int) -> list[int]:
+    """Ports nobody listens on now (so parallel runs, or a running `make run`, do not collide)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, fake_slack, fake_microsoft):
+    """All three servers (knowledge service, action server, Rasa) with Slack, Teams and web chat
+    channels pointed at local fakes; started once per test session (about a minute)."""
+    if not RASA_MODEL.exists():
+        pytest.fail(f"no trained model at {RASA_MODEL}: run `make train`")
+    from service.stack import Stack, StackSettings
+
+    var = tmp_path_factory.mktemp("stack")
+    port, actions_port, rasa_port = free_ports(3)
+    settings = StackSettings(
+        port=port, actions_port=actions_port, rasa_port=rasa_port, tracker_db=str(var / "tracker.db"),
+        inbox_db=var / "inbox.sqlite3", log_dir=var / "log", start_timeout=400,
+        slack_bot_token="xoxb-test-token", slack_signing_secret=SLACK_SECRET, slack_api_base_url=fake_slack.url,
+        teams_app_id=TEAMS_APP_ID, teams_app_password="teams-client-secret", teams_tenant_id=TEAMS_TENANT,
+        teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
+        webchat_socket_url=f"http://127.0.0.1:{rasa_port}",
+    )
+    s = Stack(settings)
+    s.start()
+    yield s
+    s.stop()
+
+

@@ -1,0 +1,96 @@
+"""The website chat: the page, the one-line embed script, a paragraph view, and staff replies.
+
+    GET /                                        the chat page (talks to Rasa's socket.io channel)
+    GET /embed.js                                <script src=".../embed.js"></script> puts the chat on any site
+    GET /static/...                              the page's files (web/)
+    GET /p/{paragraph_id}                        a cited paragraph in context (HTML)
+    GET /api/webchat/{session}/staff-messages    replies from hub staff for that chat (polled by the page)
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from actions.inbox import Inbox
+
+from .settings import ServiceSettings
+
+SOCKET_IO_CLIENT = "vendor/socket.io.min.js"
+BUILD_HINT = "make web (npm ci in web/ and copy the socket.io client)"
+
+
+class StaffMessageOut(BaseModel):
+    id: int
+    created_at: str
+    author: str
+    text: str
+
+
+class StaffMessages(BaseModel):
+    messages: list[StaffMessageOut]
+
+
+def _page(title: str, body: str, lang: str = "sv") -> str:
+    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/paragraph.css"></head>'
+            f"<body><main>{body}</main></body></html>")
+
+
+def add_web_routes(app: FastAPI, settings: ServiceSettings, holder) -> None:
+    web_dir: Path = settings.web_dir
+
+    @lru_cache(maxsize=1)
+    def inbox() -> Inbox:
+        return Inbox(settings.inbox_db)
+
+    @lru_cache(maxsize=1)
+    def index_html() -> str:
+        return (web_dir / "index.html").read_text(encoding="utf-8").replace(
+            "{{SOCKET_URL}}", html.escape(settings.webchat_socket_url, quote=True))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat_page() -> HTMLResponse:
+        if not (web_dir / SOCKET_IO_CLIENT).exists():
+            raise HTTPException(503, f"The web chat is not built: {web_dir / SOCKET_IO_CLIENT} is missing; run {BUILD_HINT}.")
+        return HTMLResponse(index_html(), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/embed.js", include_in_schema=False)
+    def embed_script() -> FileResponse:
+        return FileResponse(web_dir / "embed.js", media_type="text/javascript")
+
+    app.mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static")
+
+    @app.get("/p/{paragraph_id}", response_class=HTMLResponse, include_in_schema=False)
+    def paragraph_page(paragraph_id: str) -> HTMLResponse:
+        engine = holder.get()
+        ctx = engine.paragraph(paragraph_id, neighbours=2)
+        if ctx is None:
+            return HTMLResponse(_page("Stycket finns inte", "<h1>Stycket finns inte</h1><p>Indexet har byggts om "
+                                      "sedan svaret gavs. Ställ frågan igen i chatten.</p>"), status_code=404)
+        p = ctx.paragraph
+        meta = ", ".join(x for x in [f"{p.title} ({p.year})" if p.year else p.title,
+                                     f"avsnitt ”{p.section}”" if p.section else "",
+                                     f"s. {p.page}" if p.page else ""] if x)
+        parts = [f"<h1>{html.escape(p.title)}</h1><p class=meta>{html.escape(meta)}</p>"]
+        parts += [f'<p class=context>{html.escape(h.text)}</p>' for h in ctx.before]
+        parts.append(f'<p class=cited id="{html.escape(p.paragraph_id, quote=True)}" tabindex="-1">'
+                     f"<mark>{html.escape(p.text)}</mark></p>")
+        parts += [f'<p class=context>{html.escape(h.text)}</p>' for h in ctx.after]
+        parts.append(f"<p class=meta>Stycke {html.escape(p.paragraph_id)}</p>")
+        return HTMLResponse(_page(f"{p.title} – citerat stycke", "".join(parts)))
+
+    @app.get("/api/webchat/{session}/staff-messages", response_model=StaffMessages, tags=["web chat"])
+    def staff_messages(session: str, after: int = Query(0, ge=0)) -> StaffMessages:
+        if not 1 <= len(session) <= 128:
+            raise HTTPException(422, "Ogiltigt sessions-id.")
+        rows = inbox().staff_messages(session, after)
+        return StaffMessages(messages=[StaffMessageOut(id=r.id, created_at=r.created_at, author=r.author, text=r.text)
+                                       for r in rows])

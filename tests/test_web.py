@@ -1,0 +1,142 @@
+"""The website chat in a real browser (Debian's chromium driven by Playwright) against the running
+assistant: question → answer with citation cards → expand → 👍 stored; HTML typed by the user is
+shown as text; staff replies appear; phone width; the one-tag embed."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: run `make chromium` (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    pg.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
+    yield pg
+    context.close()
+
+
+def url(stack, path: str = "/") -> str:
+    return f"http://{stack.settings.host}:{stack.settings.port}{path}"
+
+
+def ask(page, text: str) -> None:
+    page.get_by_label("Din fråga").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_question_answer_citation_card_and_feedback(page, stack):
+    from actions.inbox import Inbox
+
+    page.goto(url(stack))
+    assert page.get_by_role("button", name="Vad är IOP?").is_visible()  # suggestion chips at the start
+    page.evaluate("""() => { window.__typingSeen = false;
+        new MutationObserver(() => { if (!document.getElementById('typing').hidden) window.__typingSeen = true; })
+          .observe(document.getElementById('typing'), {attributes: true}); }""")
+    ask(page, "Vad är ett ramavtal?")
+    answer = page.locator(".msg--answer").first
+    answer.wait_for(timeout=30_000)
+    assert page.evaluate("window.__typingSeen") is True
+    assert page.locator(".msg--user").first.inner_text().endswith("Vad är ett ramavtal?")
+    assert "Källor:" not in answer.locator(".msg__text").inner_text()  # sources are cards, not a text list
+    cards = answer.locator("details.cite")
+    assert 1 <= cards.count() <= 3
+    first = cards.first
+    summary = first.locator("summary")
+    assert summary.inner_text().startswith("[1]")
+    quote = first.locator(".cite__quote")
+    assert not quote.is_visible()
+    summary.focus()
+    page.keyboard.press("Enter")  # keyboard only
+    quote.wait_for(state="visible")
+    quoted = quote.inner_text().strip()
+    assert len(quoted) > 40
+    link = first.get_by_role("link", name="Visa stycket i sitt sammanhang")
+    href = link.get_attribute("href")
+    assert href.startswith("/p/")
+
+    answer.get_by_role("button", name="Bra svar").click()
+    page.wait_for_function("document.querySelectorAll('.msg--bot').length >= 2", timeout=30_000)
+    session = page.evaluate("localStorage.getItem('procurement-assistant-session')")
+    rows = [f for f in Inbox(stack.settings.inbox_db).feedback() if f.sender_id == session]
+    assert rows and rows[-1].rating == "good" and rows[-1].question == "Vad är ett ramavtal?"
+    assert rows[-1].paragraph_ids and rows[-1].paragraph_ids[0] == href.split("/p/")[1]
+
+    page.goto(url(stack, href))
+    assert page.locator("mark").inner_text().strip() == quoted
+
+
+def test_html_typed_by_the_user_is_shown_as_text(page, stack):
+    page.goto(url(stack))
+    attack = "<img src=x onerror=alert(1)>"
+    ask(page, attack)
+    page.wait_for_function("document.querySelectorAll('.msg--bot').length >= 1", timeout=30_000)
+    assert page.locator(".msg--user .msg__text").first.inner_text() == attack
+    assert page.locator("#log img").count() == 0
+    page.wait_for_timeout(500)  # an onerror handler would have fired by now (and failed the test)
+
+
+def test_staff_reply_appears_in_the_chat(page, stack):
+    from actions.inbox import Inbox
+
+    page.goto(url(stack))
+    ask(page, "Hej")
+    page.wait_for_function("document.querySelectorAll('.msg--bot').length >= 1", timeout=30_000)
+    session = page.evaluate("localStorage.getItem('procurement-assistant-session')")
+    Inbox(stack.settings.inbox_db).add_staff_message(session, "Lisa, Coompanion", "Hej! Jag ringer dig i eftermiddag.")
+    staff = page.locator(".msg--staff")
+    staff.wait_for(timeout=15_000)
+    assert "Jag ringer dig i eftermiddag." in staff.inner_text()
+
+
+def test_phone_width_and_labelled_controls(browser, stack):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(url(stack))
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    for button in page.locator("button").all():
+        assert (button.get_attribute("aria-label") or button.inner_text()).strip()
+    assert page.get_by_label("Din fråga").is_visible()
+    assert page.get_by_role("button", name="Prata med en person").is_visible()
+    context.close()
+
+
+def test_english_question_switches_the_interface(page, stack):
+    page.goto(url(stack))
+    ask(page, "What is a reserved contract?")
+    page.locator(".msg--answer").first.wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Talk to a person").is_visible()
+    assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def test_embed_with_one_script_tag(page, stack):
+    page.set_content(f'<!doctype html><html><body><h1>Kommunens sida</h1>'
+                     f'<script src="{url(stack, "/embed.js")}"></script></body></html>')
+    launcher = page.get_by_role("button", name="Fråga upphandlingsassistenten")
+    launcher.wait_for()
+    frame_el = page.locator("iframe[title='Upphandlingsassistenten']")
+    assert frame_el.is_hidden()
+    launcher.click()
+    assert frame_el.is_visible()
+    frame = page.frame_locator("iframe[title='Upphandlingsassistenten']")
+    frame.get_by_label("Din fråga").wait_for()
