@@ -157,3 +157,7 @@ class Inbox:
             rows = db.execute("SELECT * FROM staff_messages WHERE sender_id = ? AND id > ? ORDER BY id",
                               (sender_id, after)).fetchall()
         return [StaffMessage(**dict(r)) for r in rows]
+
+    def set_handoff_status(self, request_id: int, status: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("UPDATE handoff_requests SET status = ? WHERE id = ?", (status, request_id))

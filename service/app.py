@@ -143,9 +143,11 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
         return ParagraphResponse(paragraph=ctx.paragraph, before=ctx.before, after=ctx.after)
 
+    from .staff import add_staff_routes
     from .web import add_web_routes
 
     add_web_routes(app, settings, holder)
+    add_staff_routes(app, settings)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:

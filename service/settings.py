@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 
 from actions.settings import ActionSettings
 from index.settings import PROJECT_ROOT
@@ -23,6 +23,10 @@ class ServiceSettings(ActionSettings):
     webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
                                     "socket.io channel (as the user's browser sees it)")
     web_dir: Path = Field(PROJECT_ROOT / "web", description="The web chat page's files")
+    inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
+    inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
+    rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
+    rasa_api_token: SecretStr | None = Field(None, description="Token of Rasa's HTTP API (make run generates one)")
 
     @field_validator("web_dir", mode="after")
     @classmethod

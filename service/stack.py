@@ -8,6 +8,7 @@ prints where each runs, and stops all of them when one dies or on Ctrl-C. Logs g
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -168,13 +169,20 @@ def processes(s: StackSettings) -> list[Process]:
         Process("rasa", [
             str(rasa), "run", "--model", str(s.rasa_model), "--endpoints", "bot/endpoints.yml",
             "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(s.rasa_port),
+            "--enable-api", "--auth-token", s.rasa_api_token.get_secret_value() if s.rasa_api_token else "",
         ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
     ]
 
 
 class Stack:
     def __init__(self, settings: StackSettings | None = None):
-        self.settings = settings or get_stack_settings()
+        settings = settings or get_stack_settings()
+        # The web service reads transcripts from Rasa's HTTP API, which needs a token: one per run
+        # unless configured.
+        self.settings = settings.model_copy(update={
+            "rasa_url": f"http://{settings.rasa_host}:{settings.rasa_port}",
+            "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(24)),
+        })
         self.processes = processes(self.settings)
 
     def check(self) -> None:
@@ -218,6 +226,8 @@ class Stack:
             f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
             f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
+            f"Staff inbox:        http://{s.host}:{s.port}/inbox   "
+            + ("(log in with ASSISTANT_INBOX_TOKEN)" if s.inbox_token else "(off: set ASSISTANT_INBOX_TOKEN)"),
             f"Staff inbox data:   {s.inbox_db}",
             *([f"Slack events:       POST http://{s.rasa_host}:{s.rasa_port}/webhooks/slack/webhook"]
               if s.slack_bot_token and s.slack_signing_secret else []),

@@ -251,6 +251,9 @@ def fake_microsoft():
     fake.server.shutdown()
 
 
+STAFF_TOKEN = "staff-test-token"
+
+
 def free_ports(n: int) -> list[int]:
     """Ports nobody listens on now (so parallel runs, or a running `make run`, do not collide)."""
     import socket
@@ -281,7 +284,7 @@ def stack(tmp_path_factory, fake_slack, fake_microsoft):
         slack_bot_token="xoxb-test-token", slack_signing_secret=SLACK_SECRET, slack_api_base_url=fake_slack.url,
         teams_app_id=TEAMS_APP_ID, teams_app_password="teams-client-secret", teams_tenant_id=TEAMS_TENANT,
         teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
-        webchat_socket_url=f"http://127.0.0.1:{rasa_port}",
+        webchat_socket_url=f"http://127.0.0.1:{rasa_port}", inbox_token=STAFF_TOKEN,
     )
     s = Stack(settings)
     s.start()

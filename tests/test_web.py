@@ -140,3 +140,58 @@ def test_embed_with_one_script_tag(page, stack):
     assert frame_el.is_visible()
     frame = page.frame_locator("iframe[title='Upphandlingsassistenten']")
     frame.get_by_label("Din fråga").wait_for()
+
+
+def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
+    import httpx
+    from conftest import STAFF_TOKEN
+
+    # The inbox refuses requests without (or with wrong) credentials.
+    assert httpx.get(url(stack, "/api/inbox/requests"), timeout=10).status_code == 401
+    assert httpx.get(url(stack, "/api/inbox/requests"), headers={"Authorization": "Bearer wrong"},
+                     timeout=10).status_code == 401
+    assert httpx.get(url(stack, "/api/inbox/gaps.csv"), timeout=10).status_code == 401
+
+    # A user asks for a person in the web chat.
+    user_context = browser.new_context()
+    user = user_context.new_page()
+    user.goto(url(stack))
+    ask(user, "Hur gör jag avdrag för mina resor till jobbet i deklarationen?")
+    user.wait_for_function("document.querySelectorAll('.msg--bot').length >= 1", timeout=30_000)
+    user.get_by_role("button", name="Prata med en person").first.click()
+    user.wait_for_function("document.querySelector('#log').innerText.includes('e-postadress')", timeout=30_000)
+    ask(user, "kim@example.se")
+    user.wait_for_function("document.querySelector('#log').innerText.includes('kim@example.se')", timeout=30_000)
+    session = user.evaluate("localStorage.getItem('procurement-assistant-session')")
+
+    # Staff log in, see the request with its transcript, and reply.
+    staff_context = browser.new_context()
+    staff = staff_context.new_page()
+    response = staff.goto(url(stack, "/inbox"))
+    assert response.status == 401 and staff.get_by_label("Inloggningsnyckel").is_visible()
+    staff.get_by_label("Inloggningsnyckel").fill(STAFF_TOKEN)
+    staff.get_by_role("button", name="Logga in").click()
+    staff.get_by_role("heading", name="Vill prata med en person").wait_for()
+    requests = httpx.get(url(stack, "/api/inbox/requests"), headers={"Authorization": f"Bearer {STAFF_TOKEN}"},
+                         timeout=30).json()
+    mine = next(r for r in requests if r["sender_id"] == session)
+    assert mine["contact"] == "kim@example.se" and "deklarationen" in mine["question"]
+    assert any(t["who"] == "user" and "deklarationen" in t["text"] for t in mine["transcript"])
+    section = staff.locator("section.request", has_text=f"Ärende {mine['id']} ")
+    section.locator("summary").click()
+    assert "deklarationen" in section.locator(".transcript").inner_text()
+    section.get_by_label("Svar till användaren").fill("Hej Kim! Deklarationen står inte i våra dokument – jag mejlar dig.")
+    section.get_by_role("button", name="Skicka svar").click()
+    staff.get_by_role("heading", name="Frågor som dokumenten inte täcker").wait_for()
+
+    # The reply appears in the user's chat.
+    user.locator(".msg--staff").wait_for(timeout=15_000)
+    assert "jag mejlar dig" in user.locator(".msg--staff").inner_text()
+
+    # The unanswered question is listed with a count and exported as CSV.
+    csv_text = httpx.get(url(stack, "/api/inbox/gaps.csv"), headers={"Authorization": f"Bearer {STAFF_TOKEN}"},
+                         timeout=10).text
+    assert csv_text.startswith("kind,question,count,last_seen")
+    assert "unanswered" in csv_text and "deklarationen" in csv_text
+    user_context.close()
+    staff_context.close()

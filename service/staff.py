@@ -1,0 +1,237 @@
+"""The hub staff's inbox: requests to talk to a person (with the conversation), replies that appear in
+the user's web chat, and the questions the documents do not cover.
+
+    GET  /inbox                                   the page (log in with the inbox token)
+    POST /inbox/login, /inbox/logout              a session cookie for the page
+    POST /inbox/requests/{id}/reply               reply from the page (form)
+    GET  /api/inbox/requests                      requests with their transcripts         (Bearer token)
+    POST /api/inbox/requests/{id}/reply           {"text", "author"} -> shown in that user's web chat
+    GET  /api/inbox/gaps                          unanswered questions and 👎 answers, with counts
+    GET  /api/inbox/gaps.csv                      the same as CSV
+
+Everything needs the token from ASSISTANT_INBOX_TOKEN (as `Authorization: Bearer …`, or the page's
+cookie); without a configured token the inbox is off (503). Transcripts come from Rasa's HTTP API
+(`GET /conversations/{id}/tracker`), so they work with any tracker store.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import html
+import io
+from collections import Counter
+from functools import lru_cache
+
+import httpx
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from actions.inbox import Inbox
+
+from .settings import ServiceSettings
+
+COOKIE = "inbox_session"
+
+
+class Turn(BaseModel):
+    who: str  # user | bot | staff
+    text: str
+    time: float | None = None
+
+
+class HandoffOut(BaseModel):
+    id: int
+    created_at: str
+    sender_id: str
+    question: str
+    contact: str
+    language: str
+    status: str
+    transcript: list[Turn]
+    transcript_error: str | None = None
+
+
+class ReplyIn(BaseModel):
+    text: str = Field(..., min_length=1, max_length=4000)
+    author: str = Field("Handläggare", min_length=1, max_length=100)
+
+
+class ReplyOut(BaseModel):
+    id: int
+    sender_id: str
+
+
+class Gap(BaseModel):
+    kind: str  # unanswered | bad_answer
+    question: str
+    count: int
+    last_seen: str
+
+
+def _cookie_value(token: str) -> str:
+    return hashlib.sha256(("inbox:" + token).encode()).hexdigest()
+
+
+def add_staff_routes(app: FastAPI, settings: ServiceSettings) -> None:
+    @lru_cache(maxsize=1)
+    def inbox() -> Inbox:
+        return Inbox(settings.inbox_db)
+
+    def token() -> str:
+        if settings.inbox_token is None or not settings.inbox_token.get_secret_value():
+            raise HTTPException(503, "Inkorgen är avstängd: sätt ASSISTANT_INBOX_TOKEN.")
+        return settings.inbox_token.get_secret_value()
+
+    def staff(request: Request) -> None:
+        """Bearer token or the page's cookie; anything else is refused (401)."""
+        expected = token()
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip(), expected):
+            return
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and hmac.compare_digest(cookie, _cookie_value(expected)):
+            return
+        raise HTTPException(401, "Inloggning krävs.", headers={"WWW-Authenticate": "Bearer"})
+
+    def transcript(sender_id: str) -> tuple[list[Turn], str | None]:
+        params = {"token": settings.rasa_api_token.get_secret_value()} if settings.rasa_api_token else {}
+        try:
+            response = httpx.get(f"{settings.rasa_url.rstrip('/')}/conversations/{sender_id}/tracker", params=params,
+                                 timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            return [], f"Konversationen kunde inte hämtas från Rasa: {exc}"
+        turns = []
+        for event in response.json().get("events", []):
+            if event.get("event") in ("user", "bot") and event.get("text"):
+                turns.append(Turn(who=event["event"], text=event["text"], time=event.get("timestamp")))
+        for m in inbox().staff_messages(sender_id):
+            turns.append(Turn(who="staff", text=f"{m.author}: {m.text}"))
+        return turns, None
+
+    def requests_out(status: str | None = None) -> list[HandoffOut]:
+        out = []
+        for r in reversed(inbox().handoffs(status)):
+            turns, error = transcript(r.sender_id)
+            out.append(HandoffOut(**r.__dict__, transcript=turns, transcript_error=error))
+        return out
+
+    def reply(request_id: int, body: ReplyIn) -> ReplyOut:
+        match = [r for r in inbox().handoffs() if r.id == request_id]
+        if not match:
+            raise HTTPException(404, f"Ärende {request_id} finns inte.")
+        message_id = inbox().add_staff_message(match[0].sender_id, body.author.strip(), body.text.strip())
+        inbox().set_handoff_status(request_id, "answered")
+        return ReplyOut(id=message_id, sender_id=match[0].sender_id)
+
+    def gaps() -> list[Gap]:
+        counts: Counter[tuple[str, str]] = Counter()
+        last: dict[tuple[str, str], str] = {}
+        for u in inbox().unanswered():
+            key = ("unanswered", u.question.strip())
+            counts[key] += 1
+            last[key] = max(last.get(key, ""), u.created_at)
+        for f in inbox().feedback():
+            if f.rating == "bad" and f.question:
+                key = ("bad_answer", f.question.strip())
+                counts[key] += 1
+                last[key] = max(last.get(key, ""), f.created_at)
+        return [Gap(kind=k, question=q, count=n, last_seen=last[(k, q)])
+                for (k, q), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    # -- API ----------------------------------------------------------------------------------------
+    @app.get("/api/inbox/requests", response_model=list[HandoffOut], tags=["staff inbox"],
+             dependencies=[Depends(staff)])
+    def api_requests(status: str | None = None) -> list[HandoffOut]:
+        return requests_out(status)
+
+    @app.post("/api/inbox/requests/{request_id}/reply", response_model=ReplyOut, tags=["staff inbox"],
+              dependencies=[Depends(staff)])
+    def api_reply(request_id: int, body: ReplyIn) -> ReplyOut:
+        return reply(request_id, body)
+
+    @app.get("/api/inbox/gaps", response_model=list[Gap], tags=["staff inbox"], dependencies=[Depends(staff)])
+    def api_gaps() -> list[Gap]:
+        return gaps()
+
+    @app.get("/api/inbox/gaps.csv", tags=["staff inbox"], dependencies=[Depends(staff)])
+    def api_gaps_csv() -> PlainTextResponse:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["kind", "question", "count", "last_seen"])
+        for g in gaps():
+            writer.writerow([g.kind, g.question, g.count, g.last_seen])
+        return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": 'attachment; filename="obesvarade-fragor.csv"'})
+
+    # -- page ---------------------------------------------------------------------------------------
+    def page(body: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(
+            '<!doctype html><html lang="sv"><head><meta charset="utf-8"><meta name="viewport" '
+            'content="width=device-width, initial-scale=1"><title>Inkorg – Upphandlingsassistenten</title>'
+            '<link rel="stylesheet" href="/static/inbox.css"></head><body><main>' + body + "</main></body></html>",
+            status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+    @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+    def inbox_page(request: Request) -> HTMLResponse:
+        try:
+            staff(request)
+        except HTTPException as exc:
+            if exc.status_code == 503:
+                return page(f"<h1>Inkorgen är avstängd</h1><p>{html.escape(exc.detail)}</p>", 503)
+            return page('<h1>Inkorg</h1><form method="post" action="/inbox/login"><label for="token">Inloggningsnyckel'
+                        '</label> <input id="token" name="token" type="password" required autocomplete="current-password">'
+                        ' <button type="submit">Logga in</button></form>', 401)
+        e = html.escape
+        parts = ['<h1>Inkorg</h1><form method="post" action="/inbox/logout"><button type="submit">Logga ut</button>'
+                 '</form><h2>Vill prata med en person</h2>']
+        requests = requests_out()
+        if not requests:
+            parts.append("<p>Inga ärenden.</p>")
+        for r in requests:
+            turns = "".join(f'<li class="turn turn--{e(t.who)}"><span class="who">'
+                            f'{ {"user": "Användare", "bot": "Assistent", "staff": "Personal"}[t.who] }</span> '
+                            f"{e(t.text)}</li>" for t in r.transcript)
+            error = f'<p class="error">{e(r.transcript_error)}</p>' if r.transcript_error else ""
+            parts.append(
+                f'<section class="request" aria-labelledby="r{r.id}"><h3 id="r{r.id}">Ärende {r.id} '
+                f'<span class="status">({e(r.status)})</span></h3><p><strong>Fråga:</strong> {e(r.question)}<br>'
+                f"<strong>Kontakt:</strong> {e(r.contact)}<br><strong>Inkom:</strong> {e(r.created_at)}</p>"
+                f'<details><summary>Konversationen</summary><ol class="transcript">{turns}</ol></details>{error}'
+                f'<form method="post" action="/inbox/requests/{r.id}/reply"><label for="reply{r.id}">Svar till '
+                f'användaren</label><textarea id="reply{r.id}" name="text" required maxlength="4000"></textarea>'
+                f'<label for="author{r.id}">Ditt namn</label><input id="author{r.id}" name="author" '
+                f'value="Handläggare" maxlength="100"><button type="submit">Skicka svar</button></form></section>')
+        rows = "".join(f"<tr><td>{'Obesvarad' if g.kind == 'unanswered' else '👎 svar'}</td><td>{e(g.question)}</td>"
+                       f"<td>{g.count}</td><td>{e(g.last_seen)}</td></tr>" for g in gaps())
+        parts.append('<h2>Frågor som dokumenten inte täcker</h2><p><a href="/api/inbox/gaps.csv">Ladda ner som CSV</a>'
+                     '</p><table><thead><tr><th scope="col">Typ</th><th scope="col">Fråga</th><th scope="col">Antal'
+                     f'</th><th scope="col">Senast</th></tr></thead><tbody>{rows}</tbody></table>')
+        return page("".join(parts))
+
+    @app.post("/inbox/login", include_in_schema=False)
+    def login(token_value: str = Form(..., alias="token")) -> RedirectResponse:
+        if not hmac.compare_digest(token_value.strip(), token()):
+            return RedirectResponse("/inbox?fel=1", status_code=303)
+        response = RedirectResponse("/inbox", status_code=303)
+        response.set_cookie(COOKIE, _cookie_value(token()), httponly=True, samesite="strict", path="/",
+                            secure=settings.inbox_secure_cookie)
+        return response
+
+    @app.post("/inbox/logout", include_in_schema=False)
+    def logout() -> RedirectResponse:
+        response = RedirectResponse("/inbox", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.post("/inbox/requests/{request_id}/reply", include_in_schema=False, dependencies=[Depends(staff)])
+    def page_reply(request_id: int, text: str = Form(...), author: str = Form("Handläggare")) -> RedirectResponse:
+        try:
+            body = ReplyIn(text=text, author=author or "Handläggare")
+        except ValueError as exc:
+            raise HTTPException(422, "Svaret måste vara 1–4000 tecken.") from exc
+        reply(request_id, body)
+        return RedirectResponse("/inbox", status_code=303)
