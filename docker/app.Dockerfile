@@ -1,6 +1,15 @@
 # syntax=docker/dockerfile:1
-# The app image: knowledge service (FastAPI) and Rasa action server (rasa-sdk), same code, two commands.
+# The app image: knowledge + web service (FastAPI: search, web chat, staff inbox) and the Rasa action
+# server (rasa-sdk); same code, two commands.
 # Build from the project root:  docker build -f docker/app.Dockerfile -t procurement-assistant-app .
+
+# The web chat's only library, the socket.io client, comes from npm at build time.
+FROM node:20.20.2-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error \
+    && mkdir -p vendor && cp node_modules/socket.io-client/dist/socket.io.min.js vendor/
+
 FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,6 +39,8 @@ COPY index/ index/
 COPY service/ service/
 COPY actions/ actions/
 COPY knowledge/ knowledge/
+COPY web/ web/
+COPY --from=web /web/vendor/ web/vendor/
 RUN pip install --no-deps -e . \
     && groupadd --system app && useradd --system --gid app --home /app app \
     && mkdir -p /data/models /data/index /data/inbox && chown -R app:app /data

@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     RASA_TELEMETRY_ENABLED=false \
-    RASA_CACHE_DIRECTORY=/tmp/rasa-cache
+    RASA_CACHE_DIRECTORY=/tmp/rasa-cache \
+    PYTHONPATH=/
 
 WORKDIR /bot
 RUN pip install rasa==3.6.21 psycopg2-binary==2.9.10 \
@@ -16,10 +17,11 @@ RUN pip install rasa==3.6.21 psycopg2-binary==2.9.10 \
 
 COPY bot/ /bot/
 COPY docker/endpoints.yml /bot/endpoints.docker.yml
+COPY docker/credentials.yml /bot/credentials.docker.yml
+COPY docker/rasa-entrypoint.sh /usr/local/bin/rasa-entrypoint.sh
 # Trained at build time, so every replica serves the same model.
 RUN rasa train --fixed-model-name bot --out /bot/models && chown -R rasa:rasa /bot
 
 USER rasa
 EXPOSE 5005
-CMD ["rasa", "run", "--model", "/bot/models/bot.tar.gz", "--endpoints", "/bot/endpoints.docker.yml", \
-     "--credentials", "/bot/credentials.yml", "--interface", "0.0.0.0", "--port", "5005"]
+ENTRYPOINT ["/usr/local/bin/rasa-entrypoint.sh"]

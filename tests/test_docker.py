@@ -34,6 +34,7 @@ def test_compose_file_matches_the_compose_specification():
 def test_compose_runs_every_part_with_health_checks_and_volumes():
     services = compose()["services"]
     assert set(services) == {"knowledge", "actions", "rasa", "postgres", "redis"}
+    assert services["knowledge"]["environment"]["ASSISTANT_INBOX_TOKEN"].startswith("${INBOX_TOKEN:?")
     for name, service in services.items():
         assert "healthcheck" in service, name
     for name in ("knowledge", "actions"):
@@ -66,5 +67,5 @@ def test_dockerfile_lint(dockerfile: Path):
                 assert "==" in token, f"pin pip packages (DL3013): {token}"
     assert not re.search(r"(PASSWORD|SECRET|TOKEN)=\S", text), "no secrets in images"
     assert "apt-get upgrade" not in text and "sudo " not in text
-    for src in re.findall(r"^COPY (?:--\S+ )*(\S+) ", text, re.M):
+    for src in re.findall(r"^COPY (?!.*--from=)(?:--\S+ )*(\S+) ", text, re.M):
         assert (ROOT / src.rstrip("/")).exists(), f"COPY source missing: {src}"
