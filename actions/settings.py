@@ -25,8 +25,8 @@ class ActionSettings(Settings):
     domain_dense_min: float = Field(0.875, description="Cosine needed when NLU recognised a domain question")
     other_lexical_min: float = Field(4.75, description="BM25 needed for unclassified messages (NLU fallback)")
     other_dense_min: float = Field(0.875, description="Cosine needed for unclassified messages")
-    out_of_scope_lexical_min: float = Field(8.0, description="BM25 needed when NLU says out of scope")
-    out_of_scope_dense_min: float = Field(0.91, description="Cosine needed when NLU says out of scope")
+    out_of_scope_lexical_min: float = Field(5.0, description="BM25 needed when NLU says out of scope")
+    out_of_scope_dense_min: float = Field(0.89, description="Cosine needed when NLU says out of scope")
 
     @field_validator("inbox_db", mode="after")
     @classmethod

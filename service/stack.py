@@ -192,8 +192,27 @@ class Stack:
         if not s.rasa_model.exists():
             raise SystemExit(f"No trained Rasa model at {s.rasa_model}: run `make train` (or `make run`).")
 
+    def ports_in_use(self) -> list[str]:
+        import socket
+
+        s = self.settings
+        busy = []
+        for name, host, port in (("knowledge service", s.host, s.port), ("action server", s.actions_host, s.actions_port),
+                                 ("Rasa", s.rasa_host, s.rasa_port)):
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    busy.append(f"{host}:{port} ({name})")
+        return busy
+
     def start(self) -> None:
         self.check()
+        busy = self.ports_in_use()
+        if busy:
+            raise RuntimeError("already in use: " + ", ".join(busy) + ". Is another `make run` still running? "
+                               "Stop it, or choose other ports (ASSISTANT_PORT, ASSISTANT_ACTIONS_PORT, ASSISTANT_RASA_PORT).")
         for p in self.processes:
             p.start(self.settings.log_dir)
         deadline = time.monotonic() + self.settings.start_timeout
