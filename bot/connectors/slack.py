@@ -20,6 +20,8 @@ from rasa.core.channels.channel import OutputChannel
 from rasa.core.channels.slack import SlackBot, SlackInput
 from slack_sdk.web.async_client import AsyncWebClient
 
+from .rendering import answer_body, citation_place
+
 SLACK_API = "https://slack.com/api/"
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
 CONTEXT_LIMIT = 1900
@@ -34,16 +36,6 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def answer_body(text: str) -> str:
-    """The answer without its plain-text source list (the blocks show the sources)."""
-    for marker in ("\nKällor:\n", "\nSources:\n"):
-        if marker in text:
-            head, _, tail = text.partition(marker)
-            hint = [line for line in tail.splitlines() if not line.startswith("[")]
-            return "\n".join([head, *hint]).strip()
-    return text
-
-
 def citation_blocks(custom: Dict[Text, Any]) -> List[Dict[Text, Any]]:
     """Block Kit: the answer as a section, then one compact context line per citation."""
     text = _escape(answer_body(custom.get("text") or ""))
@@ -52,11 +44,7 @@ def citation_blocks(custom: Dict[Text, Any]) -> List[Dict[Text, Any]]:
     if citations:
         blocks.append({"type": "divider"})
     for c in citations:
-        where = ", ".join(p for p in [
-            f"{c.get('title')} ({c.get('year')})" if c.get("year") else str(c.get("title")),
-            f"avsnitt ”{c['section']}”" if c.get("section") else "",
-            f"s. {c['page']}" if c.get("page") else "",
-        ] if p)
+        where = citation_place(c)
         quote = c.get("quote") or ""
         line = f"*[{c.get('number', '')}]* {_escape(where)}" + (f"\n_”{_escape(_clip(quote, 600))}”_" if quote else "")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(line, CONTEXT_LIMIT)}]})

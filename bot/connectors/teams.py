@@ -34,6 +34,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from .rendering import answer_body, citation_place
+
 logger = logging.getLogger(__name__)
 
 LOGIN_URL = "https://login.microsoftonline.com"
@@ -138,27 +140,15 @@ class JwtValidator:
         return None
 
 
-def _body(text: Text) -> Text:
-    for marker in ("\nKällor:\n", "\nSources:\n"):
-        if marker in text:
-            head, _, tail = text.partition(marker)
-            return "\n".join([head, *(line for line in tail.splitlines() if not line.startswith("["))]).strip()
-    return text
-
-
 def adaptive_card(custom: Dict[Text, Any]) -> Dict[Text, Any]:
     """The answer and its citations as an Adaptive Card (1.4: Teams desktop, web and mobile)."""
-    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": _body(custom.get("text") or ""), "wrap": True}]
+    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": answer_body(custom.get("text") or ""), "wrap": True}]
     citations = custom.get("citations") or []
     if citations:
         label = "Sources" if custom.get("language") == "en" else "Källor"
         body.append({"type": "TextBlock", "text": label, "weight": "Bolder", "separator": True, "spacing": "Medium"})
     for c in citations:
-        where = ", ".join(p for p in [
-            f"{c.get('title')} ({c.get('year')})" if c.get("year") else str(c.get("title")),
-            f"avsnitt ”{c['section']}”" if c.get("section") else "",
-            f"s. {c['page']}" if c.get("page") else "",
-        ] if p)
+        where = citation_place(c)
         items = [{"type": "TextBlock", "text": f"[{c.get('number', '')}] {where}", "wrap": True, "size": "Small",
                   "weight": "Bolder"}]
         if c.get("quote"):
