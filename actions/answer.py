@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from functools import cached_property
 
-from index.lexical import fold
 from index.search import Evidence, Hit, QueryError, SearchEngine
 
 from . import texts
-from .language import ENGLISH, SWEDISH
+from .language import SWEDISH
 from .settings import ActionSettings
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"”'(\[]?[A-ZÅÄÖÉ0-9•–-])")
@@ -37,30 +36,19 @@ class Prior(str, Enum):
 
 
 @dataclass(frozen=True)
-class Citation:
-    number: int
-    paragraph_id: str
-    doc_id: str
-    title: str
-    year: int | None
-    section: str | None
-    page: int | None
-    text: str
-    score: float
-    quote: str
+class Citation(Hit):
+    """A search hit as cited in an answer: its number [n] and the sentence quoted from it."""
+
+    number: int = 0
+    quote: str = ""
 
     @classmethod
     def from_hit(cls, number: int, hit: Hit, quote: str) -> "Citation":
-        return cls(number, hit.paragraph_id, hit.doc_id, hit.title, hit.year, hit.section, hit.page, hit.text,
-                   hit.score, quote)
+        return cls(**asdict(hit), number=number, quote=quote)
 
     def payload(self) -> dict:
         """The citation as channels receive it in ``custom.citations``."""
-        return {
-            "paragraph_id": self.paragraph_id, "doc_id": self.doc_id, "title": self.title, "year": self.year,
-            "section": self.section, "page": self.page, "text": self.text, "score": self.score,
-            "number": self.number, "quote": self.quote,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -186,11 +174,3 @@ class Answerer:
 
     def quote_paragraph(self, hit: Hit, number: int = 1) -> Citation:
         return Citation.from_hit(number, hit, shorten(hit.text, 1500))
-
-
-def language_of(english: bool) -> str:
-    return ENGLISH if english else SWEDISH
-
-
-def folded(text: str) -> str:
-    return fold(text.lower())
