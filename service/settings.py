@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
-
-from pathlib import Path
-
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from actions.settings import ActionSettings
-from index.settings import PROJECT_ROOT
+from index.settings import PROJECT_ROOT, ProjectPath
 
 
 class ServiceSettings(ActionSettings):
@@ -22,17 +18,11 @@ class ServiceSettings(ActionSettings):
     log_level: str = Field("info", description="uvicorn log level")
     webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
                                     "socket.io channel (as the user's browser sees it)")
-    web_dir: Path = Field(PROJECT_ROOT / "web", description="The web chat page's files")
+    web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Token of Rasa's HTTP API (make run generates one)")
-
-    @field_validator("web_dir", mode="after")
-    @classmethod
-    def _expand_web(cls, value: Path) -> Path:
-        value = value.expanduser()
-        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from index.settings import PROJECT_ROOT
+from index.settings import PROJECT_ROOT, ProjectPath, project_path
 
 from .settings import ServiceSettings
 
@@ -29,12 +29,12 @@ from .settings import ServiceSettings
 class StackSettings(ServiceSettings):
     rasa_host: str = Field("127.0.0.1", description="Address Rasa listens on (REST channel)")
     rasa_port: int = Field(5005, ge=1, le=65535, description="Port of Rasa")
-    rasa_venv: Path = Field(PROJECT_ROOT / ".venv-rasa", description="Virtual environment holding Rasa 3.6")
-    rasa_model: Path = Field(PROJECT_ROOT / "var" / "rasa" / "models" / "bot.tar.gz", description="Trained model")
+    rasa_venv: ProjectPath = Field(PROJECT_ROOT / ".venv-rasa", description="Virtual environment holding Rasa 3.6")
+    rasa_model: ProjectPath = Field(PROJECT_ROOT / "var" / "rasa" / "models" / "bot.tar.gz", description="Trained model")
     tracker_dialect: str = Field("sqlite", description="SQL dialect of Rasa's tracker store")
     tracker_db: str = Field(str(PROJECT_ROOT / "var" / "rasa" / "tracker.db"),
                             description="Tracker store database (a file path for sqlite)")
-    log_dir: Path = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
+    log_dir: ProjectPath = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
     start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
     slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…); enables the Slack channel")
     slack_signing_secret: SecretStr | None = Field(None, description="Slack app signing secret")
@@ -47,12 +47,6 @@ class StackSettings(ServiceSettings):
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
-
-    @field_validator("rasa_venv", "rasa_model", "log_dir", mode="after")
-    @classmethod
-    def _expand_paths(cls, value: Path) -> Path:
-        value = value.expanduser()
-        return value if value.is_absolute() else (PROJECT_ROOT / value)
 
 
 @lru_cache(maxsize=1)
@@ -103,8 +97,7 @@ def rasa_env(s: StackSettings) -> dict[str, str]:
     """The variables bot/endpoints.yml reads."""
     db = s.tracker_db
     if s.tracker_dialect == "sqlite":
-        path = Path(db).expanduser()
-        path = path if path.is_absolute() else PROJECT_ROOT / path
+        path = project_path(Path(db))
         path.parent.mkdir(parents=True, exist_ok=True)
         db = str(path)
     return {
