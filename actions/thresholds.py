@@ -35,6 +35,13 @@ _YEAR_AFTER = re.compile(r"^\s*(?:kronor|kr)?\s*(?:år|for|för|in)?\s*(20\d\d)\
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ])")
 
 
+def _kronor(m: re.Match[str]) -> tuple[str, float | None]:
+    """The unit (lower-case, "" when none) and the value in kronor of an ``_AMOUNT`` match."""
+    unit = (m.group("unit") or "").lower()
+    value = _number(m.group("num"))
+    return unit, None if value is None else value * _SCALE.get(unit, 1.0)
+
+
 def parse_amount(text: str) -> float | None:
     """The first amount of money in ``text`` in kronor: "700 000 kr", "1,3 miljoner", "2 mkr", "250k".
 
@@ -45,18 +52,14 @@ def parse_amount(text: str) -> float | None:
         return None
     stripped = text.strip()
     for m in _AMOUNT.finditer(text):
-        unit = (m.group("unit") or "").lower()
+        unit, value = _kronor(m)
         raw = m.group("num")
         grouped = bool(re.fullmatch(r"\d{1,3}(?:[ ,.\u00a0\u202f]\d{3})+", raw))
         if not unit and not grouped and m.group(0).strip() != stripped.rstrip(".!? "):
             continue
         if not unit and re.fullmatch(r"(19|20)\d\d", raw):
             continue
-        value = _number(raw)
-        if value is None:
-            continue
-        value *= _SCALE.get(unit, 1.0)
-        if unit in _CURRENCY or unit in _SCALE or not unit:
+        if value is not None:
             return value
     return None
 
@@ -128,14 +131,10 @@ def extract_rules(paragraphs: Iterable[Paragraph], documents: Sequence[DocumentI
             if kind is None:
                 continue
             for m in _AMOUNT.finditer(sentence):
-                unit = (m.group("unit") or "").lower()
+                unit, value = _kronor(m)
                 if unit not in _CURRENCY and unit not in ("miljoner", "miljon", "miljarder", "miljard", "mkr"):
                     continue
-                value = _number(m.group("num"))
-                if value is None:
-                    continue
-                value *= _SCALE.get(unit, 1.0)
-                if value < 10_000:
+                if value is None or value < 10_000:
                     continue
                 after = _YEAR_AFTER.match(sentence[m.end():])
                 rules.append(ThresholdRule(
