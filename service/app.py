@@ -13,6 +13,7 @@ they cannot load) the API answers 503 with the reason and the command that fixes
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 import threading
 from contextlib import asynccontextmanager
 from typing import Callable
@@ -143,11 +144,17 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
         return ParagraphResponse(paragraph=ctx.paragraph, before=ctx.before, after=ctx.after)
 
+    from actions.inbox import Inbox
+
     from .staff import add_staff_routes
     from .web import add_web_routes
 
-    add_web_routes(app, settings, holder)
-    add_staff_routes(app, settings)
+    @lru_cache(maxsize=1)
+    def inbox() -> Inbox:  # opened on first use, shared by the web chat and the staff inbox
+        return Inbox(settings.inbox_db)
+
+    add_web_routes(app, settings, holder, inbox)
+    add_staff_routes(app, settings, inbox)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:

@@ -22,7 +22,7 @@ import hmac
 import html
 import io
 from collections import Counter
-from functools import lru_cache
+from typing import Callable
 
 import httpx
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -75,11 +75,7 @@ def _cookie_value(token: str) -> str:
     return hashlib.sha256(("inbox:" + token).encode()).hexdigest()
 
 
-def add_staff_routes(app: FastAPI, settings: ServiceSettings) -> None:
-    @lru_cache(maxsize=1)
-    def inbox() -> Inbox:
-        return Inbox(settings.inbox_db)
-
+def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[], Inbox]) -> None:
     def token() -> str:
         if settings.inbox_token is None or not settings.inbox_token.get_secret_value():
             raise HTTPException(503, "Inkorgen är avstängd: sätt ASSISTANT_INBOX_TOKEN.")

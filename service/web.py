@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
@@ -44,12 +45,8 @@ def _page(title: str, body: str, lang: str = "sv") -> str:
             f"<body><main>{body}</main></body></html>")
 
 
-def add_web_routes(app: FastAPI, settings: ServiceSettings, holder) -> None:
+def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Callable[[], Inbox]) -> None:
     web_dir: Path = settings.web_dir
-
-    @lru_cache(maxsize=1)
-    def inbox() -> Inbox:
-        return Inbox(settings.inbox_db)
 
     @lru_cache(maxsize=1)
     def index_html() -> str:
