@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 import textwrap
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -133,18 +135,40 @@ RASA_MODEL = Path(__file__).resolve().parent.parent / "var" / "rasa" / "models" 
 SLACK_SECRET = "test-signing-secret"
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Request handler of the fake external services: JSON replies, no access log."""
+
+    def reply_json(self, payload, status: int = 200) -> None:
+        out = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler: type[JsonHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Start ``handler`` on a free local port in a daemon thread; returns the server and its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class FakeSlackAPI:
     """A local stand-in for Slack's Web API: records chat.postMessage calls, answers ok."""
 
     def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         posts = self.posts = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):  # noqa: N802 (http.server API)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 try:
                     payload = json.loads(body or b"{}")
                 except ValueError:
@@ -152,19 +176,10 @@ class FakeSlackAPI:
 
                     payload = dict(parse_qsl(body.decode()))
                 posts.append({"path": self.path, "auth": self.headers.get("Authorization"), "payload": payload})
-                out = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                self.reply_json({"ok": True, "channel": payload.get("channel"), "ts": "1.0"})
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, base = serve(Handler)
+        self.url = base + "/api/"
 
 
 @pytest.fixture(scope="session")
@@ -184,8 +199,6 @@ class FakeMicrosoft:
     OpenID configuration and signing keys, and the Bot Framework connector (where replies go)."""
 
     def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qsl
 
         from cryptography.hazmat.primitives.asymmetric import rsa
@@ -198,41 +211,28 @@ class FakeMicrosoft:
         self.token_requests, self.activities = [], []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _json(self, payload, status=200):
-                out = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
+        class Handler(JsonHandler):
             def do_GET(self):  # noqa: N802
                 if self.path == "/openid":
-                    self._json({"issuer": TEAMS_ISSUER, "jwks_uri": fake.url + "/keys"})
+                    self.reply_json({"issuer": TEAMS_ISSUER, "jwks_uri": fake.url + "/keys"})
                 elif self.path == "/keys":
-                    self._json({"keys": [jwk]})
+                    self.reply_json({"keys": [jwk]})
                 else:
-                    self._json({}, 404)
+                    self.reply_json({}, 404)
 
             def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                body = self.read_body().decode()
                 if self.path.endswith("/oauth2/v2.0/token"):
                     fake.token_requests.append({"path": self.path, "form": dict(parse_qsl(body))})
-                    self._json({"token_type": "Bearer", "expires_in": 3600, "access_token": "fake-access-token"})
+                    self.reply_json({"token_type": "Bearer", "expires_in": 3600, "access_token": "fake-access-token"})
                 elif "/v3/conversations/" in self.path:
                     fake.activities.append({"path": self.path, "auth": self.headers.get("Authorization"),
                                             "activity": json.loads(body)})
-                    self._json({"id": "reply-1"})
+                    self.reply_json({"id": "reply-1"})
                 else:
-                    self._json({}, 404)
+                    self.reply_json({}, 404)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def token(self, key=None, kid="test-key", **claims) -> str:
         import time
