@@ -54,8 +54,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     print(
         f"built {report.path}: {report.documents} documents, {report.paragraphs} paragraphs, "
-        f"{report.vectors} vectors in {report.seconds:.1f} s"
+        f"{report.vectors} vectors, {report.questions} example questions in {report.seconds:.1f} s"
     )
+    if report.orphan_questions:
+        console.print(
+            f"[yellow]{len(report.orphan_questions)} example questions name a paragraph that is not in the index "
+            "(its document changed or was removed) and were left out:[/yellow]"
+        )
+        for q in report.orphan_questions[:20]:
+            console.print(f"  {q.source}: {q.paragraph_id} {q.question!r}", markup=False)
+        if len(report.orphan_questions) > 20:
+            console.print(f"  … and {len(report.orphan_questions) - 20} more")
     return 0
 
 
@@ -96,7 +105,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"index: {settings.index_dir}")
     console.print(f"built {manifest.built_at} in {manifest.build_seconds} s with model {manifest.model} ({manifest.dimension} dim)")
-    console.print(f"{manifest.paragraph_count} paragraphs, {manifest.vector_count} vectors, corpus {manifest.corpus_hash[:12]}")
+    console.print(
+        f"{manifest.paragraph_count} paragraphs, {manifest.vector_count} vectors, "
+        f"{manifest.question_count} example questions, corpus {manifest.corpus_hash[:12]}"
+    )
     table = Table("id", "title", "publisher", "year", "file", "paragraphs")
     for d in manifest.documents:
         table.add_row(d.doc_id, d.title, d.publisher or "", str(d.year or ""), d.file, str(d.paragraphs))

@@ -81,6 +81,7 @@ class SearchEngine:
         self._docs = {d.doc_id: d for d in index.manifest.documents}
         self._by_id = {p.paragraph_id: i for i, p in enumerate(index.paragraphs)}
         self.rewriter = QueryRewriter([p.text for p in index.paragraphs])
+        self._owners = np.asarray(index.question_owners, dtype=np.int64)
 
     @classmethod
     def load(cls, settings: Settings | None = None, embedder: Embedder | None = None, check_corpus: bool = True) -> "SearchEngine":
@@ -117,33 +118,48 @@ class SearchEngine:
             raise QueryError(f"k måste vara mellan 1 och {self.settings.max_k}.")
         return q
 
-    def dense_scores(self, query: str) -> np.ndarray:
-        """Cosine similarity of every paragraph to the query (the corpus is small: exact search)."""
+    def semantic_scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """For every paragraph: the cosine similarity of the query to the paragraph, and to the
+        closest of the paragraph's example questions (-1 for a paragraph without examples).
+        Exact search: the corpus is small."""
         vector = self.embedder.encode_queries([query])
         n = self.index.dense.ntotal
+        paragraph = np.full(n, -1.0, dtype=np.float32)
         sims, ids = self.index.dense.search(vector, n)
-        scores = np.full(n, -1.0, dtype=np.float32)
         valid = ids[0] >= 0
-        scores[ids[0][valid]] = sims[0][valid]
-        return scores
+        paragraph[ids[0][valid]] = sims[0][valid]
+        examples = np.full(n, -1.0, dtype=np.float32)
+        m = self.index.questions.ntotal if self.index.questions is not None else 0
+        if m:
+            sims, ids = self.index.questions.search(vector, m)
+            valid = ids[0] >= 0
+            np.maximum.at(examples, self._owners[ids[0][valid]], sims[0][valid])
+        return paragraph, examples
+
+    def dense_scores(self, query: str) -> np.ndarray:
+        return self.semantic_scores(query)[0]
 
     def lexical_scores(self, query: str) -> np.ndarray:
         return self.index.lexical.scores(query)
 
-    def fuse(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
-        """Weighted sum of the two scores, each rescaled per query so that its best paragraph
-        scores 1 and its n-th best (n = the fusion depth) scores 0. Rescaling by rank depth rather
-        than by min/max keeps one retriever's long tail of weak scores from flattening the other."""
+    def fuse(self, dense: np.ndarray, lexical: np.ndarray, examples: np.ndarray | None = None) -> np.ndarray:
+        """Weighted sum of the scores, each rescaled per query so that its best paragraph scores 1
+        and its n-th best (n = the fusion depth) scores 0. Rescaling by rank depth rather than by
+        min/max keeps one retriever's long tail of weak scores from flattening the other. The
+        example-question similarity is rescaled like the paragraph similarity."""
         s = self.settings
-        return s.dense_weight * _rescale(dense, s.dense_depth) + s.lexical_weight * _rescale(lexical, s.lexical_depth)
+        fused = s.dense_weight * _rescale(dense, s.dense_depth) + s.lexical_weight * _rescale(lexical, s.lexical_depth)
+        if examples is not None and s.question_weight > 0:
+            fused = fused + s.question_weight * _rescale(examples, s.dense_depth)
+        return fused
 
     # -- public API ----------------------------------------------------------------------------
     def search(self, query: str, k: int = 5) -> SearchResult:
         start = time.perf_counter()
         q = self.validate(query, k)
         rq = self.rewriter.rewrite(q)
-        dense, lexical = self.dense_scores(rq.dense), self.lexical_scores(rq.lexical)
-        fused = self.fuse(dense, lexical)
+        (dense, examples), lexical = self.semantic_scores(rq.dense), self.lexical_scores(rq.lexical)
+        fused = self.fuse(dense, lexical, examples)
         order = np.argsort(-fused, kind="stable")[:k]
         hits = [self._hit(int(i), fused[i]) for i in order if fused[i] > 0]
         evidence = Evidence(
@@ -152,7 +168,8 @@ class SearchEngine:
         return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence)
 
     def scores(self, rq: RewrittenQuery) -> np.ndarray:
-        return self.fuse(self.dense_scores(rq.dense), self.lexical_scores(rq.lexical))
+        dense, examples = self.semantic_scores(rq.dense)
+        return self.fuse(dense, self.lexical_scores(rq.lexical), examples)
 
     def paragraph(self, paragraph_id: str, neighbours: int = 1) -> ParagraphContext | None:
         i = self._by_id.get(paragraph_id)

@@ -4,6 +4,8 @@ Layout of the index folder:
     manifest.json     what was built: model, dimension, corpus hash, documents, versions, time
     paragraphs.jsonl  one paragraph per line, in document order
     dense.faiss       FAISS inner-product index over the normalised paragraph embeddings, in order
+    questions.faiss   the example questions of knowledge/questions/, embedded as queries
+    questions.json    for each of those vectors, the position of its paragraph
     bm25/             the bm25s lexical index and the compound vocabulary
 """
 
@@ -14,7 +16,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -25,8 +27,10 @@ from .documents import SourceDocument, discover, read_blocks
 from .embed import Embedder
 from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text
+from .query import QueryRewriter
+from .questions import ExampleQuestion, load_questions, match_questions, questions_hash
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
 PIPELINE_VERSION = "2026-11-22.17"
 REBUILD_HINT = "python -m index build  (or: make index)"
@@ -70,15 +74,19 @@ class IndexManifest(BaseModel):
     corpus_hash: str
     paragraph_count: int
     vector_count: int
+    question_count: int = 0
     documents: list[DocumentInfo]
     versions: dict[str, str]
 
 
-def corpus_hash(docs: list[SourceDocument]) -> str:
-    """Identifies the corpus an index was built from: files, manifest facts and pipeline version."""
+def corpus_hash(docs: list[SourceDocument], questions_digest: str = "") -> str:
+    """Identifies the corpus an index was built from: files, manifest facts, example questions and
+    pipeline version."""
     h = hashlib.sha256(PIPELINE_VERSION.encode())
     for d in sorted(docs, key=lambda d: d.doc_id):
         h.update(json.dumps([d.doc_id, d.sha256, d.title, d.publisher, d.year, d.language]).encode())
+    if questions_digest:
+        h.update(b"questions:" + questions_digest.encode())
     return h.hexdigest()
 
 
@@ -107,6 +115,8 @@ class BuildReport:
     vectors: int
     seconds: float
     path: Path
+    questions: int = 0
+    orphan_questions: list[ExampleQuestion] = field(default_factory=list)
 
 
 def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[Paragraph]]:
@@ -137,8 +147,19 @@ def build_index(
     vectors = embedder.encode_passages(texts, show_progress=show_progress)
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
+    matched = match_questions(load_questions(knowledge_dir), [p.paragraph_id for p in paragraphs])
+    questions = faiss.IndexFlatIP(vectors.shape[1])
+    lexical_texts = list(texts)  # the same section + text, plus the paragraph's example questions
+    if matched.kept:
+        progress(f"embedding {len(matched.kept)} example questions")
+        questions.add(embedder.encode_queries([q.question for q in matched.kept]))
+        # for the keyword index, examples are rewritten like a user's question (å/ä/ö, glossary)
+        rewriter = QueryRewriter([p.text for p in paragraphs])
+        rewritten = [rewriter.rewrite(q.question) for q in matched.kept]
+        for r, owner in zip(rewritten, matched.owners):
+            lexical_texts[owner] += "\n" + r.lexical
     progress("building the lexical index")
-    lexical = LexicalIndex.build(texts)  # the same section + text, analysed into terms
+    lexical = LexicalIndex.build(lexical_texts)
 
     counts: dict[str, int] = {}
     for p in paragraphs:
@@ -150,9 +171,10 @@ def build_index(
         build_seconds=0.0,
         model=embedder.name,
         dimension=int(vectors.shape[1]),
-        corpus_hash=corpus_hash(docs),
+        corpus_hash=corpus_hash(docs, questions_hash(knowledge_dir)),
         paragraph_count=len(paragraphs),
         vector_count=len(texts),
+        question_count=len(matched.kept),
         documents=[
             DocumentInfo(
                 doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
@@ -169,6 +191,8 @@ def build_index(
         for p in paragraphs:
             f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
     faiss.write_index(dense, str(tmp / "dense.faiss"))
+    faiss.write_index(questions, str(tmp / "questions.faiss"))
+    (tmp / "questions.json").write_text(json.dumps({"owners": matched.owners}), encoding="utf-8")
     lexical.save(tmp / "bm25")
     manifest.build_seconds = round(time.perf_counter() - start, 2)
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
@@ -178,7 +202,9 @@ def build_index(
         index_dir.rename(old)
     tmp.rename(index_dir)
     shutil.rmtree(old, ignore_errors=True)
-    return BuildReport(len(docs), len(paragraphs), len(texts), manifest.build_seconds, index_dir)
+    return BuildReport(
+        len(docs), len(paragraphs), len(texts), manifest.build_seconds, index_dir, len(matched.kept), matched.orphans
+    )
 
 
 @dataclass
@@ -188,6 +214,8 @@ class LoadedIndex:
     dense: object  # faiss.Index
     lexical: LexicalIndex
     path: Path
+    questions: object = None  # faiss.Index over the example questions (may be empty)
+    question_owners: list[int] = field(default_factory=list)  # paragraph position of each question vector
 
 
 def read_manifest(index_dir: Path) -> IndexManifest:
@@ -212,7 +240,7 @@ def check_compatible(manifest: IndexManifest, index_dir: Path, model: str, knowl
             f"{path} was built with model {manifest.model!r} but ASSISTANT_MODEL is {model!r}; rebuild with: {REBUILD_HINT}"
         )
     if knowledge_dir is not None:
-        current = corpus_hash(discover(knowledge_dir))
+        current = corpus_hash(discover(knowledge_dir), questions_hash(knowledge_dir))
         if current != manifest.corpus_hash:
             raise IndexMismatchError(
                 f"{path} was built from another version of {knowledge_dir} (documents or cleaning changed); "
@@ -227,7 +255,8 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     manifest = read_manifest(index_dir)
     check_compatible(manifest, index_dir, model, knowledge_dir)
     para_path, dense_path, bm25_path = index_dir / "paragraphs.jsonl", index_dir / "dense.faiss", index_dir / "bm25"
-    for p in (para_path, dense_path, bm25_path):
+    questions_path, owners_path = index_dir / "questions.faiss", index_dir / "questions.json"
+    for p in (para_path, dense_path, bm25_path, questions_path, owners_path):
         if not p.exists():
             raise IndexCorruptError(f"{p} is missing from the index; rebuild with: {REBUILD_HINT}")
     try:
@@ -238,6 +267,16 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
         dense = faiss.read_index(str(dense_path))
     except RuntimeError as exc:
         raise IndexCorruptError(f"{dense_path} is corrupt ({str(exc).splitlines()[0][:120]}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        questions = faiss.read_index(str(questions_path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{questions_path} is corrupt ({str(exc).splitlines()[0][:120]}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        owners = json.loads(owners_path.read_text(encoding="utf-8"))["owners"]
+        if not isinstance(owners, list) or not all(isinstance(i, int) for i in owners):
+            raise ValueError("owners must be a list of integers")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{owners_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
     try:
         lexical = LexicalIndex.load(bm25_path)
     except Exception as exc:  # noqa: BLE001 - bm25s raises several kinds on damaged files
@@ -250,7 +289,11 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
         raise IndexMismatchError(
             f"{dense_path} holds {manifest.dimension}-dimensional vectors but the model gives {dimension}; rebuild with: {REBUILD_HINT}"
         )
+    if questions.ntotal != manifest.question_count or len(owners) != questions.ntotal or (
+        questions.ntotal and (questions.d != manifest.dimension or not all(0 <= i < len(paragraphs) for i in owners))
+    ):
+        raise IndexCorruptError(f"{questions_path} does not match {owners_path} and the manifest; rebuild with: {REBUILD_HINT}")
     n_lex = int(lexical.retriever.scores["num_docs"])
     if n_lex != len(paragraphs):
         raise IndexCorruptError(f"{bm25_path} indexes {n_lex} paragraphs, expected {len(paragraphs)}; rebuild with: {REBUILD_HINT}")
-    return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir)
+    return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners)
