@@ -20,11 +20,11 @@ class ActionSettings(Settings):
     # No-answer decision (see README, "When the assistant says it does not know"): the corpus covers
     # a question when the best BM25 score or the best cosine similarity reaches the threshold for
     # what the NLU made of the message. Calibrated with `python -m actions.calibrate`.
-    domain_lexical_min: float = Field(4.5, description="BM25 needed when NLU recognised a domain question")
+    domain_lexical_min: float = Field(5.25, description="BM25 needed when NLU recognised a domain question")
     domain_dense_min: float = Field(0.875, description="Cosine needed when NLU recognised a domain question")
-    other_lexical_min: float = Field(5.0, description="BM25 needed for unclassified messages (NLU fallback)")
+    other_lexical_min: float = Field(5.25, description="BM25 needed for unclassified messages (NLU fallback)")
     other_dense_min: float = Field(0.875, description="Cosine needed for unclassified messages")
-    out_of_scope_lexical_min: float = Field(5.25, description="BM25 needed when NLU says out of scope")
+    out_of_scope_lexical_min: float = Field(5.5, description="BM25 needed when NLU says out of scope")
     out_of_scope_dense_min: float = Field(0.89, description="Cosine needed when NLU says out of scope")
 
 

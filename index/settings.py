@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.5, ge=0.0, description="Weight of the semantic score in the fusion")
     lexical_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 score in the fusion")
     question_weight: float = Field(
-        0.5, ge=0.0, description="Weight of the similarity to a paragraph's example questions (knowledge/questions/)"
+        0.25, ge=0.0, description="Weight of the similarity to a paragraph's example questions (knowledge/questions/)"
     )
     dense_depth: int = Field(50, ge=2, le=10_000, description="Rank whose semantic score maps to 0 in the fusion")
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
