@@ -8,6 +8,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SHARED ?= ../shared
+# Question set for make eval / eval-chat (another: EVAL_QUESTIONS=tests/data/search_fresh_author.jsonl)
+EVAL_QUESTIONS ?= $(SHARED)/eval/dev.jsonl
 INDEX_DIR ?= var/index
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -69,12 +71,12 @@ test: install rasa-env index train web chromium
 
 eval-chat:
 	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
-	$(PYTHON) $(SHARED)/eval/score.py chat http://127.0.0.1:5005/webhooks/rest/webhook $(SHARED)/eval/dev.jsonl --misses var/eval-chat-misses.jsonl
+	$(PYTHON) $(SHARED)/eval/score.py chat http://127.0.0.1:5005/webhooks/rest/webhook $(EVAL_QUESTIONS) --misses var/eval-chat-misses.jsonl
 	$(BIN)/python -m actions.calibrate --chat http://127.0.0.1:5005/webhooks/rest/webhook
 
 eval:
 	@curl -fsS http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/health >/dev/null || { echo "The service is not running: start it with 'make run' in another terminal."; exit 1; }
-	$(PYTHON) $(SHARED)/eval/score.py search http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search $(SHARED)/eval/dev.jsonl --misses var/eval-misses.jsonl
+	$(PYTHON) $(SHARED)/eval/score.py search http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search $(EVAL_QUESTIONS) --misses var/eval-misses.jsonl
 
 bench: index
 	$(BIN)/python -m index.bench --questions $(SHARED)/eval/dev.jsonl
