@@ -16,7 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from . import texts
-from .answer import Answer, Citation, Prior
+from .answer import Answer, Citation, Prior, message_payload
 from .language import SWEDISH, detect_language
 from .runtime import get_runtime
 from .thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
@@ -47,8 +47,8 @@ def prior_of(tracker: Tracker) -> Prior:
 
 
 def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: str | None = None) -> None:
-    text = f"{prefix}\n{answer.text}" if prefix else answer.text
-    custom = {**answer.custom(), "text": text}
+    custom = answer.custom(prefix)
+    text = custom["text"]
     if answer.answered or answer.reason != "not_covered":
         dispatcher.utter_message(text=text, json_message=custom)
         return
@@ -138,9 +138,7 @@ class ActionShowSource(Action):
         before = context.before[-1].text[-300:] if context.before else None
         after = context.after[0].text[:300] if context.after else None
         text = texts.full_paragraph(lang, citation, before, after)
-        dispatcher.utter_message(text=text, json_message={
-            "answered": True, "citations": [citation.payload()], "language": lang, "text": text,
-        })
+        dispatcher.utter_message(text=text, json_message=message_payload(True, [citation], lang, text))
         return []
 
 
@@ -308,12 +306,9 @@ class ActionCheckThreshold(Action):
                 continue
             numbers[rule.paragraph_id] = len(citations) + 1
             citations.append(Citation.from_hit(len(citations) + 1, context.paragraph, rule.sentence))
-        text = describe(assessment, numbers, lang)
-        if citations:
-            text = f"{text}\n{texts.sources_block(citations, lang)}"
-        dispatcher.utter_message(text=text, json_message={
-            "answered": bool(citations), "citations": [c.payload() for c in citations], "language": lang, "text": text,
-        })
+        body = describe(assessment, numbers, lang)
+        text = f"{body}\n{texts.sources_block(citations, lang)}" if citations else body
+        dispatcher.utter_message(text=text, json_message=message_payload(bool(citations), citations, lang, text, body))
         return [SlotSet("amount", None), SlotSet("cited_ids", [c.paragraph_id for c in citations]),
                 SlotSet("answered", bool(citations))]
 

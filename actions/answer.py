@@ -51,6 +51,19 @@ class Citation(Hit):
         return asdict(self)
 
 
+def message_payload(answered: bool, citations: list[Citation], language: str, text: str, body: str | None = None) -> dict:
+    """``custom`` of a bot message. ``text`` is the whole answer, source list included, for plain
+    channels (REST); ``body`` is the same answer without the plain-text source list, for channels
+    that render ``citations`` themselves (web chat, Slack, Teams)."""
+    return {
+        "answered": answered,
+        "citations": [c.payload() for c in citations],
+        "language": language,
+        "text": text,
+        "body": text if body is None else body,
+    }
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -60,15 +73,17 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     evidence: Evidence = field(default_factory=Evidence)
     reason: str = "answered"  # answered | not_covered | invalid
+    body: str | None = None  # the text without its source list (None: the same as text)
 
-    def custom(self) -> dict:
-        """``custom`` of the bot message: answered flag, citations in citation order, and the text."""
-        return {
-            "answered": self.answered,
-            "citations": [c.payload() for c in self.citations],
-            "language": self.language,
-            "text": self.text,
-        }
+    def custom(self, prefix: str | None = None) -> dict:
+        """``custom`` of the bot message: answered flag, citations in citation order, text and body,
+        each after ``prefix`` when one is given."""
+        def lead(s: str) -> str:
+            return f"{prefix}\n{s}" if prefix else s
+
+        return message_payload(
+            self.answered, self.citations, self.language, lead(self.text), lead(self.body if self.body is not None else self.text)
+        )
 
     @property
     def paragraph_ids(self) -> list[str]:
@@ -169,8 +184,10 @@ class Answerer:
             citations.append(Citation.from_hit(number, hit, quote))
         # Quote the runner-up too when it scores close to the best paragraph; the rest are "see also".
         quoted = 1 + sum(1 for h in hits[1:2] if h.score >= SECOND_QUOTE_RATIO * hits[0].score)
-        text = texts.compose_answer(language, citations, quoted, follow_up=offset == 0 and not skip)
-        return Answer(question, language, True, text, citations, result.evidence)
+        follow_up = offset == 0 and not skip
+        text = texts.compose_answer(language, citations, quoted, follow_up=follow_up)
+        body = texts.compose_answer(language, citations, quoted, follow_up=follow_up, sources=False)
+        return Answer(question, language, True, text, citations, result.evidence, body=body)
 
     def quote_paragraph(self, hit: Hit, number: int = 1) -> Citation:
         return Citation.from_hit(number, hit, shorten(hit.text, 1500))

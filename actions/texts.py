@@ -37,7 +37,11 @@ def sources_block(citations: Sequence["Citation"], language: str) -> str:
     return "\n".join([head, *(source_line(c, language) for c in citations)])
 
 
-def compose_answer(language: str, citations: Sequence["Citation"], quoted: int, follow_up: bool = True) -> str:
+def compose_answer(
+    language: str, citations: Sequence["Citation"], quoted: int, follow_up: bool = True, sources: bool = True
+) -> str:
+    """The answer as text. ``sources=False`` leaves out the plain-text source list, for channels
+    that show the citations their own way (web chat cards, Slack blocks, Teams cards)."""
     lines = []
     if _en(language):
         lines.append("Here is what the documents say (quoted in Swedish, as written):")
@@ -50,7 +54,8 @@ def compose_answer(language: str, citations: Sequence["Citation"], quoted: int, 
     if rest:
         marks = ", ".join(f"[{c.number}]" for c in rest)
         lines.append(f"See also {marks}." if _en(language) else f"Se även {marks}.")
-    lines.append(sources_block(citations, language))
+    if sources:
+        lines.append(sources_block(citations, language))
     if follow_up:
         lines.append(
             "Write “show the source” for the whole paragraph, “more” for further results, or ask a follow-up."

@@ -86,6 +86,11 @@ def test_answer_quotes_and_cites_the_best_paragraph(runtime):
     assert citations[0]["quote"].rstrip(" …") in citations[0]["text"]
     assert "Handbok om IOP (2024)" in message["text"]
     assert "\n\n" not in message["text"]  # REST would split the message
+    # Channels that render the citations themselves get the answer without its source list.
+    body = custom["body"]
+    assert "Källor:" in message["text"] and "Källor:" not in body and "Handbok om IOP (2024)\n" not in body
+    assert citations[0]["quote"] in body and "[1]" in body and "visa källan" in body
+    assert body == message["text"].split("\nKällor:\n")[0] + "\n" + message["text"].splitlines()[-1]
     assert slots["answered"] is True and slots["cited_ids"] == [c["paragraph_id"] for c in citations]
     assert slots["last_question"] == "Vad är ett idéburet offentligt partnerskap?"
 
@@ -102,7 +107,9 @@ def test_english_question_gets_english_framing_and_swedish_quotes(runtime):
 def test_unrelated_question_is_not_answered_and_is_logged(runtime):
     messages, slots = run(A.ActionAnswer(), tracker("Vem vann fotbolls-VM i Qatar?", "nlu_fallback", 0.2))
     message = messages[0]
-    assert message["custom"] == {"answered": False, "citations": [], "language": "sv", "text": message["text"]}
+    assert message["custom"] == {
+        "answered": False, "citations": [], "language": "sv", "text": message["text"], "body": message["text"],
+    }
     assert "inget stöd" in message["text"] and "person" in message["text"]
     assert message["buttons"][0]["payload"] == "/request_human"
     assert slots["answered"] is False and slots["cited_ids"] == []
@@ -239,6 +246,7 @@ def test_threshold_check_shows_each_conflicting_figure_with_source_and_year(runt
     assert "(2019)" in text and "(2025)" in text
     assert {c["doc_id"] for c in custom["citations"]} == {"troskel", "nya"}
     assert custom["answered"] is True and slots["amount"] is None
+    assert "Källor:" in text and "Källor:" not in custom["body"] and text.startswith(custom["body"])
     # The newer figure comes first.
     assert text.index("700 000 kr") < text.index("586 907 kr")
 

@@ -249,6 +249,7 @@ def test_teams_single_tenant_reply_with_adaptive_card(stack, fake_microsoft):
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     body = card["content"]["body"]
     assert "reserv" in body[0]["text"].lower()
+    assert "Källor:" not in body[0]["text"]  # the sources are the card's containers, not a text list
     containers = [b for b in body if b["type"] == "Container"]
     assert 1 <= len(containers) <= 3 and containers[0]["items"][0]["text"].startswith("[1] ")
 

@@ -82,19 +82,6 @@
     return bubble;
   }
 
-  /* The answer without its plain-text source list: the cards show the sources. */
-  function answerBody(text) {
-    var markers = ["\nKällor:\n", "\nSources:\n"];
-    for (var i = 0; i < markers.length; i++) {
-      var at = text.indexOf(markers[i]);
-      if (at >= 0) {
-        var tail = text.slice(at + markers[i].length).split("\n").filter(function (l) { return l.charAt(0) !== "["; });
-        return [text.slice(0, at)].concat(tail).join("\n").trim();
-      }
-    }
-    return text;
-  }
-
   function citationCard(c) {
     var item = el("li");
     var details = el("details", "cite");
@@ -143,7 +130,8 @@
     var custom = event.custom || null;
     var text = event.text || (custom && custom.text) || "";
     if (custom && custom.language) setLanguage(custom.language);
-    var bubble = addBubble("bot", custom && custom.citations && custom.citations.length ? answerBody(text) : text);
+    /* With citations, show the answer without its plain-text source list (`body`): the cards show the sources. */
+    var bubble = addBubble("bot", custom && custom.citations && custom.citations.length ? (custom.body || text) : text);
     if (custom && custom.citations && custom.citations.length) {
       bubble.classList.add("msg--answer");
       var heading = el("span", "msg__who", t("sources"));

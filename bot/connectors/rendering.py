@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Text
 
-SOURCE_MARKERS = ("\nKällor:\n", "\nSources:\n")
-
-
-def answer_body(text: Text) -> Text:
-    """The answer without its plain-text source list (the channel shows the sources its own way)."""
-    for marker in SOURCE_MARKERS:
-        if marker in text:
-            head, _, tail = text.partition(marker)
-            hint = [line for line in tail.splitlines() if not line.startswith("[")]
-            return "\n".join([head, *hint]).strip()
-    return text
+def answer_body(custom: Dict[Text, Any]) -> Text:
+    """The answer without its plain-text source list (the channel shows the sources its own way):
+    the action sends it as ``body`` next to the full ``text``."""
+    return str(custom.get("body") or custom.get("text") or "")
 
 
 def citation_place(c: Dict[Text, Any]) -> Text:

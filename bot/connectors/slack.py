@@ -38,7 +38,7 @@ def _escape(text: str) -> str:
 
 def citation_blocks(custom: Dict[Text, Any]) -> List[Dict[Text, Any]]:
     """Block Kit: the answer as a section, then one compact context line per citation."""
-    text = _escape(answer_body(custom.get("text") or ""))
+    text = _escape(answer_body(custom))
     blocks: List[Dict[Text, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}]
     citations = custom.get("citations") or []
     if citations:
@@ -62,7 +62,7 @@ class CitingSlackBot(SlackBot):
         if isinstance(custom, dict) and "citations" in custom and "answered" in custom:
             # One message: the answer and its sources together (the text repeats in `custom`).
             channel = self.slack_channel or recipient_id
-            await self._post_message(channel=channel, as_user=True, text=_clip(answer_body(custom.get("text") or ""),
+            await self._post_message(channel=channel, as_user=True, text=_clip(answer_body(custom),
                                                                                 SECTION_LIMIT),
                                      blocks=citation_blocks(custom))
             return

@@ -142,7 +142,7 @@ class JwtValidator:
 
 def adaptive_card(custom: Dict[Text, Any]) -> Dict[Text, Any]:
     """The answer and its citations as an Adaptive Card (1.4: Teams desktop, web and mobile)."""
-    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": answer_body(custom.get("text") or ""), "wrap": True}]
+    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": answer_body(custom), "wrap": True}]
     citations = custom.get("citations") or []
     if citations:
         label = "Sources" if custom.get("language") == "en" else "Källor"
