@@ -81,9 +81,8 @@ class Answer:
         def lead(s: str) -> str:
             return f"{prefix}\n{s}" if prefix else s
 
-        return message_payload(
-            self.answered, self.citations, self.language, lead(self.text), lead(self.body if self.body is not None else self.text)
-        )
+        body = None if self.body is None else lead(self.body)
+        return message_payload(self.answered, self.citations, self.language, lead(self.text), body)
 
     @property
     def paragraph_ids(self) -> list[str]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .embed import Embedder, SentenceTransformerEmbedder
 from .paragraphs import Paragraph
-from .query import QueryRewriter, RewrittenQuery
+from .query import QueryRewriter
 from .settings import Settings, get_settings
 from .store import REBUILD_HINT, DocumentInfo, IndexMismatchError, LoadedIndex, load_index
 
@@ -136,9 +136,6 @@ class SearchEngine:
             np.maximum.at(examples, self._owners[ids[0][valid]], sims[0][valid])
         return paragraph, examples
 
-    def dense_scores(self, query: str) -> np.ndarray:
-        return self.semantic_scores(query)[0]
-
     def lexical_scores(self, query: str) -> np.ndarray:
         return self.index.lexical.scores(query)
 
@@ -166,10 +163,6 @@ class SearchEngine:
             round(float(dense.max()), 6) if len(dense) else 0.0, round(float(lexical.max()), 6) if len(lexical) else 0.0
         )
         return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence)
-
-    def scores(self, rq: RewrittenQuery) -> np.ndarray:
-        dense, examples = self.semantic_scores(rq.dense)
-        return self.fuse(dense, self.lexical_scores(rq.lexical), examples)
 
     def paragraph(self, paragraph_id: str, neighbours: int = 1) -> ParagraphContext | None:
         i = self._by_id.get(paragraph_id)
