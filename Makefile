@@ -2,7 +2,7 @@
 #   make run    create the environments, install, prepare the model, build the index, train the Rasa
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
-# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | bench | clean
+# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat bench clean rasa-env train serve-search web chromium
+.PHONY: run test install model index eval eval-chat eval-answers bench clean rasa-env train serve-search web chromium
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,7 +72,13 @@ test: install rasa-env index train web chromium
 eval-chat:
 	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
 	$(PYTHON) $(SHARED)/eval/score.py chat http://127.0.0.1:5005/webhooks/rest/webhook $(EVAL_QUESTIONS) --misses var/eval-chat-misses.jsonl
-	$(BIN)/python -m actions.calibrate --chat http://127.0.0.1:5005/webhooks/rest/webhook
+
+# Persona-first questions marked against the documents (answered / partly / not), through Rasa REST:
+# citation hit@1/@3, the coverage verdict against the marking, form prompts and hand-overs, p50/p95.
+ANSWER_QUESTIONS ?= tests/data/answers_persona.jsonl
+eval-answers:
+	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
+	$(BIN)/python -m assistant.evaluate http://127.0.0.1:5005/webhooks/rest/webhook $(ANSWER_QUESTIONS) --misses var/eval-answers-misses.jsonl
 
 eval:
 	@curl -fsS http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/health >/dev/null || { echo "The service is not running: start it with 'make run' in another terminal."; exit 1; }

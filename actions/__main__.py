@@ -17,7 +17,9 @@ def main() -> int:
     log = logging.getLogger("actions")
     from index.store import IndexUnavailableError
 
-    from .runtime import get_runtime
+    from assistant.runtime import get_runtime
+
+    from .settings import get_action_settings
 
     started = time.perf_counter()
     runtime = get_runtime()
@@ -30,10 +32,11 @@ def main() -> int:
         return 2
     log.info("search ready in %.1f s; %d threshold figures found in the documents; inbox %s",
              time.perf_counter() - started, len(rules), runtime.settings.inbox_db)
-    os.environ.setdefault("SANIC_HOST", runtime.settings.actions_host)
+    settings = get_action_settings()
+    os.environ.setdefault("SANIC_HOST", settings.actions_host)
     from rasa_sdk.endpoint import run
 
-    run("actions.actions", port=runtime.settings.actions_port, cors_origins=None)
+    run("actions.actions", port=settings.actions_port, cors_origins=None)
     return 0
 
 

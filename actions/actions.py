@@ -1,7 +1,10 @@
-"""Rasa custom actions: thin wrappers that read the tracker, call the answer module and dispatch.
+"""Rasa custom actions: the thin rasa-sdk adapter. Each reads the tracker, calls :mod:`assistant`
+and dispatches.
 
-Every message carrying an answer (or an honest "not in the sources") has ``custom`` =
-``{"answered", "citations", "language", "text"}``; see :mod:`actions.answer`.
+Every message carrying an answer (or an honest "the documents do not cover this") has ``custom`` of
+the type :class:`assistant.payload.AnswerPayload`. A message that asks something is always answered
+first: the amount check and the hand-over start only when the user asks for them (a button, or a
+short unambiguous request); otherwise the answer offers them as buttons.
 """
 
 from __future__ import annotations
@@ -15,19 +18,15 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from . import texts
-from .answer import Answer, Citation, Prior, message_payload
-from .language import SWEDISH, detect_language
-from .runtime import get_runtime
-from .thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
+from assistant import texts
+from assistant.answer import Answer, Citation, message
+from assistant.language import SWEDISH, detect_language
+from assistant.runtime import get_runtime
+from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
 
 log = logging.getLogger(__name__)
 
-DOMAIN_INTENTS = frozenset({
-    "ask_question", "ask_iop", "ask_reserved", "ask_framework", "ask_threshold", "check_amount", "change_detail",
-})
-OUT_OF_SCOPE_CONFIDENCE = 0.7
-QUESTION_WORDS = 6  # a message this long without an amount is a question, not a request to check one
+STANDALONE_WORDS = 9  # a "change detail" message this long is a question of its own
 ENTITY_TYPES = ("org_kind", "purchase_kind", "buyer_kind", "amount", "year")
 
 
@@ -36,25 +35,47 @@ def language(tracker: Tracker) -> str:
     return tracker.get_slot("language") or detect_language(tracker.latest_message.get("text") or "")
 
 
-def prior_of(tracker: Tracker) -> Prior:
-    intent = tracker.latest_message.get("intent") or {}
-    name, confidence = intent.get("name"), float(intent.get("confidence") or 0.0)
-    if name in DOMAIN_INTENTS:
-        return Prior.DOMAIN
-    if name == "out_of_scope" and confidence >= OUT_OF_SCOPE_CONFIDENCE:
-        return Prior.OUT_OF_SCOPE
-    return Prior.OTHER
+# A short, unambiguous request (not a question about something else): "kolla ett belopp",
+# "prata med en person", "talk to a human". Bounded patterns on a length-capped text.
+EXPLICIT_CHARS = 80
+_CHECK_REQUEST = re.compile(
+    r"^\s{0,5}(?:(?:kan|could|can) (?:du|you) |please |snälla |jag vill |i want to |i'd like to )?"
+    r"(?:kolla|kontrollera|jämför|jamfor|räkna|rakna|testa|check|compare|test)\b", re.IGNORECASE)
+_HUMAN_REQUEST = re.compile(
+    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill |i want to |i'd like to |please |snälla |låt mig )?"
+    r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|someone|somebody|)"
+    r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
+    re.IGNORECASE)
+_QUESTION_WORD = re.compile(r"^\s{0,5}(?:vem|vilken|vilka|vad|var|när|hur|who|which|what|where|when|how)\b", re.IGNORECASE)
 
 
-def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: str | None = None) -> None:
-    custom = answer.custom(prefix)
-    text = custom["text"]
-    if answer.answered or answer.reason != "not_covered":
-        dispatcher.utter_message(text=text, json_message=custom)
-        return
+def explicit_request(text: str, pattern: re.Pattern[str]) -> bool:
+    """A button payload, or a short message that is the request itself and no question about something else."""
+    text = (text or "").strip()
+    if text.startswith("/"):
+        return True
+    if len(text) > EXPLICIT_CHARS or _QUESTION_WORD.match(text):
+        return False
+    return bool(pattern.match(text))
+
+
+def offers(answer: Answer, question: str, intent: str | None) -> list[dict]:
+    """Buttons offered with an answer: the amount check when the question names an amount or the
+    NLU heard a request for it, a person when the documents do not (fully) answer."""
     en = answer.language != SWEDISH
-    buttons = [{"title": "Talk to a person" if en else "Prata med en person", "payload": "/request_human"}]
-    dispatcher.utter_message(text=text, buttons=buttons, json_message=custom)
+    buttons = []
+    if intent == "check_amount" or parse_amount(question) is not None:
+        buttons.append({"title": "Check an amount against the limits" if en else "Kolla ett belopp mot gränserna",
+                        "payload": "/check_amount"})
+    if answer.coverage != "full" or intent == "request_human":
+        buttons.append({"title": "Talk to a person" if en else "Prata med en person", "payload": "/request_human"})
+    return buttons
+
+
+def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: str | None = None,
+                    buttons: list[dict] | None = None) -> None:
+    custom = answer.custom(prefix)
+    dispatcher.utter_message(text=custom["text"], buttons=buttons or [], json_message=dict(custom))
 
 
 def answer_events(answer: Answer, question: str) -> list[EventType]:
@@ -85,8 +106,9 @@ class ActionAnswer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         question = (tracker.latest_message.get("text") or "").strip()
-        answer = get_runtime().answerer.answer(question, language(tracker), prior_of(tracker))
-        dispatch_answer(dispatcher, answer)
+        answer = get_runtime().answerer.answer(question, language(tracker))
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
         return answer_events(answer, question)
 
@@ -103,7 +125,7 @@ class ActionMoreResults(Action):
         if not question:  # a first message cannot ask for more: the NLU misread a question
             return await ActionAnswer().run(dispatcher, tracker, domain)
         shown = list(tracker.get_slot("shown_ids") or [])
-        answer = get_runtime().answerer.answer(question, lang, Prior.DOMAIN, skip=frozenset(shown))
+        answer = get_runtime().answerer.answer(question, lang, skip=frozenset(shown))
         dispatch_answer(dispatcher, answer)
         if not answer.answered:
             return []
@@ -138,7 +160,7 @@ class ActionShowSource(Action):
         before = context.before[-1].text[-300:] if context.before else None
         after = context.after[0].text[:300] if context.after else None
         text = texts.full_paragraph(lang, citation, before, after)
-        dispatcher.utter_message(text=text, json_message=message_payload(True, [citation], lang, text))
+        dispatcher.utter_message(text=text, json_message=dict(message(lang, text, "full", [citation])))
         return []
 
 
@@ -182,7 +204,8 @@ class ActionChangeDetail(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         previous = tracker.get_slot("last_question")
-        if not previous:
+        message_text = tracker.latest_message.get("text") or ""
+        if not previous or len(message_text.split()) >= STANDALONE_WORDS:  # a question of its own, not a detail
             return await ActionAnswer().run(dispatcher, tracker, domain)
         previous_entities: list[dict] = []
         for event in reversed(tracker.events):
@@ -191,8 +214,9 @@ class ActionChangeDetail(Action):
                 break
         message = tracker.latest_message.get("text") or ""
         question = changed_question(previous, previous_entities, message, tracker.latest_message.get("entities") or [])
-        answer = get_runtime().answerer.answer(question, lang, Prior.DOMAIN)
-        dispatch_answer(dispatcher, answer, prefix=texts.changed_question(lang, question))
+        answer = get_runtime().answerer.answer(question, lang)
+        dispatch_answer(dispatcher, answer, prefix=texts.changed_question(lang, question),
+                        buttons=offers(answer, question, None))
         log_unanswered(tracker, answer)
         return answer_events(answer, question)
 
@@ -268,21 +292,40 @@ class ValidateThresholdForm(FormValidationAction):
 
 
 class ActionStartThresholdCheck(Action):
-    """check_amount: with an amount (or a bare request such as "kolla ett belopp") start the form;
-    a longer question without an amount ("hur stort får ett köp vara …?") is answered from the
-    documents instead, with a pointer to the check."""
+    """check_amount: the form starts only on an explicit request (the button, or "kolla 700 000 kr");
+    a question that mentions an amount or the limits is answered from the documents, with the check
+    offered as a button. From the button, an amount in the last question fills the form's first slot."""
 
     def name(self) -> str:
         return "action_start_threshold_check"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        has_amount = any(e.get("entity") == "amount" for e in tracker.latest_message.get("entities") or [])
-        if has_amount or parse_amount(text) is not None or len(text.split()) < QUESTION_WORDS:
-            return [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
+        if explicit_request(text, _CHECK_REQUEST):
+            events: list[EventType] = [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
+            amount = parse_amount(text) if not text.startswith("/") else None
+            if amount is None and text.startswith("/"):
+                amount = parse_amount(tracker.get_slot("last_question") or "")
+            if amount is not None and amount >= 100:
+                events.append(SlotSet("amount", float(amount)))
+            return events
         events = await ActionAnswer().run(dispatcher, tracker, domain)
-        dispatcher.utter_message(text=texts.offer_threshold_check(language(tracker)))
         return [*events, SlotSet("threshold_check", False)]
+
+
+class ActionRouteHuman(Action):
+    """request_human: the hand-over starts only on an explicit request ("prata med en person", the
+    button); a question that mentions talking to someone ("vem ska jag prata med på kommunen?") is
+    answered, with a person offered as a button."""
+
+    def name(self) -> str:
+        return "action_route_human"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if explicit_request(tracker.latest_message.get("text") or "", _HUMAN_REQUEST):
+            return [SlotSet("handoff_requested", True)]  # the rules continue with human_form
+        events = await ActionAnswer().run(dispatcher, tracker, domain)
+        return [*events, SlotSet("handoff_requested", False)]
 
 
 class ActionCheckThreshold(Action):
@@ -308,14 +351,18 @@ class ActionCheckThreshold(Action):
             citations.append(Citation.from_hit(len(citations) + 1, context.paragraph, rule.sentence))
         body = describe(assessment, numbers, lang)
         text = f"{body}\n{texts.sources_block(citations, lang)}" if citations else body
-        dispatcher.utter_message(text=text, json_message=message_payload(bool(citations), citations, lang, text, body))
+        custom = message(lang, text, "full" if citations else "none", citations, body)
+        dispatcher.utter_message(text=text, json_message=dict(custom))
         return [SlotSet("amount", None), SlotSet("cited_ids", [c.paragraph_id for c in citations]),
                 SlotSet("answered", bool(citations))]
 
 
 # -- asking for a person -------------------------------------------------------------------------
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"\+?\d[\d\s-]{6,}\d")
+# Bounded and anchored at token starts: linear time on any input (an unbounded version took
+# seconds on a 40,000-character message). Contact answers are read from their first 500 characters.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}")
+_PHONE = re.compile(r"(?<![\d+])\+?\d[\d\s-]{6,18}\d")
+CONTACT_CHARS = 500
 
 
 class ValidateHumanForm(FormValidationAction):
@@ -335,7 +382,7 @@ class ValidateHumanForm(FormValidationAction):
 
     async def validate_handoff_contact(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                        domain: DomainDict) -> dict[str, Any]:
-        text = str(value or "")
+        text = str(value or "")[:CONTACT_CHARS]
         m = _EMAIL.search(text) or _PHONE.search(text)
         if not m:
             dispatcher.utter_message(text=texts.invalid_contact(language(tracker)))

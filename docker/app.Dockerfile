@@ -37,6 +37,7 @@ RUN pip install -r requirements/app.txt -r requirements/actions.txt \
 COPY pyproject.toml README.md ./
 COPY index/ index/
 COPY service/ service/
+COPY assistant/ assistant/
 COPY actions/ actions/
 COPY knowledge/ knowledge/
 COPY web/ web/

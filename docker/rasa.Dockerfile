@@ -16,6 +16,8 @@ RUN pip install rasa==3.6.21 psycopg2-binary==2.9.10 \
     && groupadd --system rasa && useradd --system --gid rasa --home /bot rasa
 
 COPY bot/ /bot/
+# The channel connectors read the payload contract (standard library only), importable via PYTHONPATH=/.
+COPY assistant/__init__.py assistant/payload.py /assistant/
 COPY docker/endpoints.yml /bot/endpoints.docker.yml
 COPY docker/credentials.yml /bot/credentials.docker.yml
 COPY docker/rasa-entrypoint.sh /usr/local/bin/rasa-entrypoint.sh

@@ -42,6 +42,8 @@ GLOSSARY: dict[str, str] = {
     "non-profits": "idéburna ideella",
     "nonprofit": "idéburen ideell",
     "charity": "ideell förening",
+    "cooperative": "kooperativ ekonomisk förening",
+    "co-operative": "kooperativ ekonomisk förening",
     "civil society": "civilsamhället",
     "idea-based": "idéburen",
     "partnership": "partnerskap IOP",

@@ -13,6 +13,7 @@ TARGET_CHARS = 900
 MIN_CHARS = 800
 URL_RE = re.compile(r"(?:https?://|www\.)\S+")
 SENTENCE_END_RE = re.compile(r"(?<=[.!?…”])\s+(?=[A-ZÅÄÖ0-9”\"•–-])")
+BULLET_SPLIT_RE = re.compile(r"\s(?=[•▪●]\s)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ def split_sentences(text: str) -> list[str]:
             out[-1] = f"{out[-1]} {part}"
         else:
             out.append(part)
+    return out
+
+
+def sentence_units(text: str) -> list[str]:
+    """The quotable sentences of a paragraph: :func:`split_sentences`, with list items apart.
+    This is the one definition of a sentence that quotes, sentence embeddings and threshold rules use."""
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        out.extend(part.strip() for part in BULLET_SPLIT_RE.split(sentence) if part.strip())
     return out
 
 

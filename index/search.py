@@ -39,6 +39,17 @@ class Evidence:
 
     dense_max: float = 0.0
     lexical_max: float = 0.0
+    example_max: float = 0.0  # best cosine to an example question (0 without examples)
+    sentence_max: float = 0.0  # best cosine to any single sentence of the corpus
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    """A sentence of a hit's paragraph with its cosine similarity to the query."""
+
+    text: str
+    position: int  # its place among the paragraph's sentences
+    similarity: float
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class SearchResult:
     took_ms: float
     english: bool = False
     evidence: Evidence = field(default_factory=Evidence)
+    terms: tuple[str, ...] = ()  # the analysed terms the keyword search used (stems, compound parts, pairs)
+    sentences: dict[str, tuple[ScoredSentence, ...]] = field(default_factory=dict)  # per hit paragraph id
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,10 @@ def _rescale(scores: np.ndarray, depth: int) -> np.ndarray:
     return np.clip((scores - floor) / (top - floor + 1e-9), 0.0, 1.0)
 
 
+def _top(scores: np.ndarray) -> float:
+    return round(float(scores.max()), 6) if len(scores) else 0.0
+
+
 def normalize_query(query: str) -> str:
     return re.sub(r"\s+", " ", query).strip()
 
@@ -82,6 +99,9 @@ class SearchEngine:
         self._by_id = {p.paragraph_id: i for i, p in enumerate(index.paragraphs)}
         self.rewriter = QueryRewriter([p.text for p in index.paragraphs])
         self._owners = np.asarray(index.question_owners, dtype=np.int64)
+        self._sentences_of: dict[int, list[int]] = {}
+        for j, owner in enumerate(index.sentence_owners):
+            self._sentences_of.setdefault(owner, []).append(j)
 
     @classmethod
     def load(cls, settings: Settings | None = None, embedder: Embedder | None = None, check_corpus: bool = True) -> "SearchEngine":
@@ -118,11 +138,19 @@ class SearchEngine:
             raise QueryError(f"k måste vara mellan 1 och {self.settings.max_k}.")
         return q
 
-    def semantic_scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+    def semantic_scores(self, query: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For every paragraph: the cosine similarity of the query to the paragraph, and to the
-        closest of the paragraph's example questions (-1 for a paragraph without examples).
-        Exact search: the corpus is small."""
+        closest of the paragraph's example questions (-1 for a paragraph without examples); and the
+        query's cosine to every sentence. Exact search: the corpus is small."""
         vector = self.embedder.encode_queries([query])
+        # Through FAISS like the paragraphs: a numpy (OpenBLAS) product here left BLAS threads spinning
+        # against torch's on 2 cores and tripled the time of every search.
+        sentences = np.zeros(0, dtype=np.float32)
+        s_index = self.index.sentence_index
+        if s_index is not None and s_index.ntotal:
+            sentences = np.empty(s_index.ntotal, dtype=np.float32)
+            sims, ids = s_index.search(vector, s_index.ntotal)
+            sentences[ids[0]] = sims[0]
         n = self.index.dense.ntotal
         paragraph = np.full(n, -1.0, dtype=np.float32)
         sims, ids = self.index.dense.search(vector, n)
@@ -134,7 +162,7 @@ class SearchEngine:
             sims, ids = self.index.questions.search(vector, m)
             valid = ids[0] >= 0
             np.maximum.at(examples, self._owners[ids[0][valid]], sims[0][valid])
-        return paragraph, examples
+        return paragraph, examples, sentences
 
     def lexical_scores(self, query: str) -> np.ndarray:
         return self.index.lexical.scores(query)
@@ -155,14 +183,33 @@ class SearchEngine:
         start = time.perf_counter()
         q = self.validate(query, k)
         rq = self.rewriter.rewrite(q)
-        (dense, examples), lexical = self.semantic_scores(rq.dense), self.lexical_scores(rq.lexical)
+        (dense, examples, sentence_sims), lexical = self.semantic_scores(rq.dense), self.lexical_scores(rq.lexical)
         fused = self.fuse(dense, lexical, examples)
-        order = np.argsort(-fused, kind="stable")[:k]
-        hits = [self._hit(int(i), fused[i]) for i in order if fused[i] > 0]
+        order = [int(i) for i in np.argsort(-fused, kind="stable")[:k] if fused[i] > 0]
+        hits = [self._hit(i, fused[i]) for i in order]
         evidence = Evidence(
-            round(float(dense.max()), 6) if len(dense) else 0.0, round(float(lexical.max()), 6) if len(lexical) else 0.0
+            dense_max=_top(dense), lexical_max=_top(lexical), example_max=max(0.0, _top(examples)),
+            sentence_max=_top(sentence_sims),
         )
-        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence)
+        sentences = {
+            self.index.paragraphs[i].paragraph_id: tuple(
+                ScoredSentence(self.index.sentences[j], n, round(float(sentence_sims[j]), 6))
+                for n, j in enumerate(self._sentences_of.get(i, []))
+            )
+            for i in order
+        } if len(sentence_sims) else {}
+        terms = tuple(self.index.lexical.analyzer.terms(rq.lexical))
+        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence, terms,
+                            sentences)
+
+    def position(self, paragraph_id: str) -> int | None:
+        """The paragraph's place in the index (None for an unknown id)."""
+        return self._by_id.get(paragraph_id)
+
+    def same_document(self, i: int, j: int) -> bool:
+        """Whether position ``j`` exists and holds a paragraph of the same document as position ``i``."""
+        paragraphs = self.index.paragraphs
+        return 0 <= j < len(paragraphs) and paragraphs[j].doc_id == paragraphs[i].doc_id
 
     def paragraph(self, paragraph_id: str, neighbours: int = 1) -> ParagraphContext | None:
         i = self._by_id.get(paragraph_id)

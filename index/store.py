@@ -6,6 +6,8 @@ Layout of the index folder:
     dense.faiss       FAISS inner-product index over the normalised paragraph embeddings, in order
     questions.faiss   the example questions of knowledge/questions/, embedded as queries
     questions.json    for each of those vectors, the position of its paragraph
+    sentences.faiss   every quotable sentence of every paragraph, embedded as a passage
+    sentences.json    those sentences' texts and the position of their paragraph
     bm25/             the bm25s lexical index and the compound vocabulary
 """
 
@@ -26,11 +28,11 @@ from pydantic import BaseModel, ValidationError
 from .documents import SourceDocument, discover, read_blocks
 from .embed import Embedder
 from .lexical import LexicalIndex
-from .paragraphs import Paragraph, build_paragraphs, searchable_text
+from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_units
 from .query import QueryRewriter
 from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
 PIPELINE_VERSION = "2026-11-22.17"
 REBUILD_HINT = "python -m index build  (or: make index)"
@@ -75,6 +77,7 @@ class IndexManifest(BaseModel):
     paragraph_count: int
     vector_count: int
     question_count: int = 0
+    sentence_count: int = 0
     documents: list[DocumentInfo]
     versions: dict[str, str]
 
@@ -117,6 +120,17 @@ def keyword_texts(paragraphs: list[Paragraph], texts: list[str], matched: Questi
         for q, owner in zip(matched.kept, matched.owners):
             out[owner] += "\n" + rewriter.rewrite(q.question).lexical
     return out
+
+
+def paragraph_sentences(paragraphs: list[Paragraph]) -> tuple[list[str], list[int]]:
+    """Every quotable sentence of every paragraph, in order, and the position of its paragraph."""
+    sentences: list[str] = []
+    owners: list[int] = []
+    for i, p in enumerate(paragraphs):
+        for sentence in sentence_units(p.text) or [p.text]:
+            sentences.append(sentence)
+            owners.append(i)
+    return sentences, owners
 
 
 @dataclass
@@ -163,6 +177,10 @@ def build_index(
     if matched.kept:
         progress(f"embedding {len(matched.kept)} example questions")
         questions.add(embedder.encode_queries([q.question for q in matched.kept]))
+    sentences, sentence_owners = paragraph_sentences(paragraphs)
+    progress(f"embedding {len(sentences)} sentences")
+    sentence_index = faiss.IndexFlatIP(vectors.shape[1])
+    sentence_index.add(embedder.encode_passages([searchable_text(t) for t in sentences], show_progress=show_progress))
     progress("building the lexical index")
     lexical = LexicalIndex.build(keyword_texts(paragraphs, texts, matched))
 
@@ -180,6 +198,7 @@ def build_index(
         paragraph_count=len(paragraphs),
         vector_count=len(texts),
         question_count=len(matched.kept),
+        sentence_count=len(sentences),
         documents=[
             DocumentInfo(
                 doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
@@ -198,6 +217,9 @@ def build_index(
     faiss.write_index(dense, str(tmp / "dense.faiss"))
     faiss.write_index(questions, str(tmp / "questions.faiss"))
     (tmp / "questions.json").write_text(json.dumps({"owners": matched.owners}), encoding="utf-8")
+    faiss.write_index(sentence_index, str(tmp / "sentences.faiss"))
+    (tmp / "sentences.json").write_text(json.dumps({"owners": sentence_owners, "texts": sentences}, ensure_ascii=False),
+                                        encoding="utf-8")
     lexical.save(tmp / "bm25")
     manifest.build_seconds = round(time.perf_counter() - start, 2)
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
@@ -221,6 +243,9 @@ class LoadedIndex:
     path: Path
     questions: object = None  # faiss.Index over the example questions (may be empty)
     question_owners: list[int] = field(default_factory=list)  # paragraph position of each question vector
+    sentences: list[str] = field(default_factory=list)  # every quotable sentence, in paragraph order
+    sentence_owners: list[int] = field(default_factory=list)  # paragraph position of each sentence
+    sentence_index: object = None  # faiss.Index over the sentence embeddings, in sentence order
 
 
 def read_manifest(index_dir: Path) -> IndexManifest:
@@ -261,7 +286,8 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     check_compatible(manifest, index_dir, model, knowledge_dir)
     para_path, dense_path, bm25_path = index_dir / "paragraphs.jsonl", index_dir / "dense.faiss", index_dir / "bm25"
     questions_path, owners_path = index_dir / "questions.faiss", index_dir / "questions.json"
-    for p in (para_path, dense_path, bm25_path, questions_path, owners_path):
+    sentences_path, sentence_meta_path = index_dir / "sentences.faiss", index_dir / "sentences.json"
+    for p in (para_path, dense_path, bm25_path, questions_path, owners_path, sentences_path, sentence_meta_path):
         if not p.exists():
             raise IndexCorruptError(f"{p} is missing from the index; rebuild with: {REBUILD_HINT}")
     try:
@@ -283,6 +309,23 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{owners_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
     try:
+        sentence_index = faiss.read_index(str(sentences_path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{sentences_path} is corrupt ({str(exc).splitlines()[0][:120]}); rebuild with: {REBUILD_HINT}") from exc
+    try:
+        meta = json.loads(sentence_meta_path.read_text(encoding="utf-8"))
+        sentence_owners, sentences = meta["owners"], meta["texts"]
+        if not (isinstance(sentence_owners, list) and isinstance(sentences, list)
+                and all(isinstance(i, int) and 0 <= i < len(paragraphs) for i in sentence_owners)
+                and all(isinstance(t, str) for t in sentences) and len(sentences) == len(sentence_owners)):
+            raise ValueError("owners and texts must be lists of paragraph positions and strings of one length")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{sentence_meta_path} is corrupt ({exc}); rebuild with: {REBUILD_HINT}") from exc
+    if sentence_index.ntotal != manifest.sentence_count or len(sentences) != sentence_index.ntotal or (
+        sentence_index.ntotal and sentence_index.d != manifest.dimension
+    ):
+        raise IndexCorruptError(f"{sentences_path} does not match {sentence_meta_path} and the manifest; rebuild with: {REBUILD_HINT}")
+    try:
         lexical = LexicalIndex.load(bm25_path)
     except Exception as exc:  # noqa: BLE001 - bm25s raises several kinds on damaged files
         raise IndexCorruptError(f"{bm25_path} is corrupt ({exc.__class__.__name__}); rebuild with: {REBUILD_HINT}") from exc
@@ -301,4 +344,5 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     n_lex = int(lexical.retriever.scores["num_docs"])
     if n_lex != len(paragraphs):
         raise IndexCorruptError(f"{bm25_path} indexes {n_lex} paragraphs, expected {len(paragraphs)}; rebuild with: {REBUILD_HINT}")
-    return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners)
+    return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners, sentences, sentence_owners,
+                       sentence_index)

@@ -144,7 +144,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             raise HTTPException(404, f"Stycket {paragraph_id!r} finns inte i indexet.")
         return ParagraphResponse(paragraph=ctx.paragraph, before=ctx.before, after=ctx.after)
 
-    from actions.inbox import Inbox
+    from assistant.inbox import Inbox
 
     from .staff import add_staff_routes
     from .web import add_web_routes

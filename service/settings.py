@@ -6,11 +6,11 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr
 
-from actions.settings import ActionSettings
+from assistant.settings import AssistantSettings
 from index.settings import PROJECT_ROOT, ProjectPath
 
 
-class ServiceSettings(ActionSettings):
+class ServiceSettings(AssistantSettings):
     """The web service's settings; it shares the inbox (and its path setting) with the action server."""
 
     host: str = Field("127.0.0.1", description="Address the HTTP service listens on")

@@ -27,6 +27,8 @@ from .settings import ServiceSettings
 
 
 class StackSettings(ServiceSettings):
+    actions_host: str = Field("127.0.0.1", description="Address the Rasa action server listens on")
+    actions_port: int = Field(5055, ge=1, le=65535, description="Port of the Rasa action server")
     rasa_host: str = Field("127.0.0.1", description="Address Rasa listens on (REST channel)")
     rasa_port: int = Field(5005, ge=1, le=65535, description="Port of Rasa")
     rasa_venv: ProjectPath = Field(PROJECT_ROOT / ".venv-rasa", description="Virtual environment holding Rasa 3.6")

@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from actions.inbox import Inbox
+from assistant.inbox import Inbox
 
 from .settings import ServiceSettings
 

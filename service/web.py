@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from actions.inbox import Inbox
+from assistant.inbox import Inbox
 
 from .settings import ServiceSettings
 

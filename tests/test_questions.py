@@ -86,7 +86,7 @@ def test_question_weight_zero_ignores_the_examples(tiny_settings, fake_embedder)
     _write(tiny_settings.knowledge_dir, [{"paragraph_id": pid, "question": "Kan kommunen ge oss böter om vi slarvar?"}])
     build_index(tiny_settings.knowledge_dir, tiny_settings.index_dir, fake_embedder)
     engine = SearchEngine.load(tiny_settings, fake_embedder)
-    dense, examples = engine.semantic_scores("Kan kommunen ge oss böter om vi slarvar?")
+    dense, examples, _ = engine.semantic_scores("Kan kommunen ge oss böter om vi slarvar?")
     position = [p.paragraph_id for p in engine.index.paragraphs].index(pid)
     assert examples[position] == pytest.approx(1.0, abs=1e-5)
     assert all(examples[i] == -1.0 for i in range(len(examples)) if i != position)  # paragraphs without examples

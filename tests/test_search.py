@@ -86,3 +86,36 @@ def test_acronyms_are_upper_cased_for_the_case_sensitive_model():
     rq = rw.rewrite("gäller lou för iop?")
     assert "LOU" in rq.dense and "IOP" in rq.dense
     assert rw.rewrite("about the eu threshold").dense == "about the EU threshold"
+
+
+def test_fusion_is_the_weighted_sum_of_rank_rescaled_scores(tiny_engine):
+    """Hand-made scores: each retriever's best maps to 1, its depth-th best to 0, then the weights apply."""
+    import numpy as np
+
+    engine = tiny_engine
+    engine.settings = replace_settings(engine.settings, dense_weight=0.5, lexical_weight=0.5, question_weight=0.25,
+                                       dense_depth=3, lexical_depth=3)
+    dense = np.array([0.9, 0.8, 0.7, 0.1])
+    lexical = np.array([0.0, 10.0, 5.0, 0.0])
+    examples = np.array([0.5, 0.5, 0.9, -1.0])
+    fused = engine.fuse(dense, lexical, examples)
+    # dense rescaled: (s - 0.7) / 0.2 -> 1, .5, 0, 0 ; lexical: (s - 0) / 10 -> 0, 1, .5, 0 ; examples: (s-.5)/.4
+    assert np.allclose(fused, [0.5 * 1 + 0, 0.5 * 0.5 + 0.5 * 1, 0.5 * 0.5 + 0.25 * 1, 0.0], atol=1e-6)
+    engine.settings = replace_settings(engine.settings, lexical_weight=0.0)
+    assert np.allclose(engine.fuse(dense, lexical, examples), [0.5, 0.25, 0.25, 0.0], atol=1e-6)
+
+
+def replace_settings(settings, **changes):
+    return settings.model_copy(update=changes)
+
+
+def test_search_reports_each_hit_sentences_with_their_similarity(tiny_engine):
+    result = tiny_engine.search("Vad är ett ramavtal?", 3)
+    top = result.hits[0]
+    sentences = result.sentences[top.paragraph_id]
+    assert [s.position for s in sentences] == list(range(len(sentences)))
+    assert all(s.text in top.text for s in sentences)
+    best = max(sentences, key=lambda s: s.similarity)
+    assert "ramavtal är ett avtal" in best.text
+    assert result.evidence.sentence_max == pytest.approx(best.similarity, abs=1e-5)
+    assert set(result.sentences) == {h.paragraph_id for h in result.hits}

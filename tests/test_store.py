@@ -63,7 +63,7 @@ def test_dimension_mismatch_is_refused(tiny_index, fake_embedder):
         SearchEngine.load(tiny_index, Wider())
 
 
-@pytest.mark.parametrize("name", ["dense.faiss", "paragraphs.jsonl", "manifest.json"])
+@pytest.mark.parametrize("name", ["dense.faiss", "paragraphs.jsonl", "manifest.json", "sentences.faiss", "sentences.json"])
 def test_corrupt_files_are_reported_with_their_name(tiny_index, name):
     path = tiny_index.index_dir / name
     path.write_bytes(b"\x00garbage\xff" * 3)
@@ -90,3 +90,28 @@ def test_cli_reports_a_missing_index(tmp_path, monkeypatch, capsys):
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert "manifest.json" in err and "python -m index build" in err
+
+
+def test_every_sentence_of_every_paragraph_is_embedded(tiny_index, fake_embedder):
+    from index.paragraphs import sentence_units
+
+    index = load_index(tiny_index.index_dir, "fake-embedder")
+    expected = [s for p in index.paragraphs for s in sentence_units(p.text)]
+    assert index.sentences == expected and len(index.sentence_owners) == len(expected)
+    assert index.sentence_index.ntotal == len(expected) and index.sentence_index.d == fake_embedder.dimension
+    j = index.sentences.index(next(s for s in expected if "ramavtal är ett avtal" in s))
+    assert "ramavtal är ett avtal" in index.paragraphs[index.sentence_owners[j]].text
+    # The vector is the sentence's own, not its paragraph's.
+    assert abs(float(index.sentence_index.reconstruct(j) @ fake_embedder.encode_passages([expected[j]])[0]) - 1.0) < 1e-5
+
+
+def test_sentences_that_do_not_match_their_vectors_are_refused(tiny_index):
+    import json
+
+    meta = tiny_index.index_dir / "sentences.json"
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    data["texts"].pop()
+    data["owners"].pop()
+    meta.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="sentences.faiss"):
+        load_index(tiny_index.index_dir, "fake-embedder")

@@ -46,7 +46,7 @@ def ask(page, text: str) -> None:
 
 
 def test_question_answer_citation_card_and_feedback(page, stack):
-    from actions.inbox import Inbox
+    from assistant.inbox import Inbox
 
     page.goto(url(stack))
     assert page.get_by_role("button", name="Vad är IOP?").is_visible()  # suggestion chips at the start
@@ -97,7 +97,7 @@ def test_html_typed_by_the_user_is_shown_as_text(page, stack):
 
 
 def test_staff_reply_appears_in_the_chat(page, stack):
-    from actions.inbox import Inbox
+    from assistant.inbox import Inbox
 
     page.goto(url(stack))
     ask(page, "Hej")

@@ -12,7 +12,8 @@
       offline: "Ingen kontakt med assistenten just nu. Försöker igen …", online: "",
       intro: "Frågor om IOP, reserverad upphandling, ramavtal och tröskelvärden – varje svar citerar källan.",
       chip_iop: "Vad är IOP?", chip_reserved: "Reserverad upphandling", chip_framework: "Ramavtal",
-      chip_threshold: "Tröskelvärden", humanMessage: "Jag vill prata med en person"
+      chip_threshold: "Tröskelvärden", humanMessage: "Jag vill prata med en person",
+      coverage_partial: "Delvis i dokumenten", coverage_none: "Finns inte i dokumenten"
     },
     en: {
       title: "Procurement assistant", human: "Talk to a person", send: "Send", label: "Your question",
@@ -22,7 +23,8 @@
       offline: "No connection to the assistant right now. Retrying …", online: "",
       intro: "Questions on IOP, reserved contracts, framework agreements and thresholds – every answer cites its source.",
       chip_iop: "What is an IOP?", chip_reserved: "Reserved contracts", chip_framework: "Framework agreements",
-      chip_threshold: "Thresholds", humanMessage: "I want to talk to a person"
+      chip_threshold: "Thresholds", humanMessage: "I want to talk to a person",
+      coverage_partial: "Partly covered by the documents", coverage_none: "Not in the documents"
     }
   };
 
@@ -132,6 +134,12 @@
     if (custom && custom.language) setLanguage(custom.language);
     /* With citations, show the answer without its plain-text source list (`body`): the cards show the sources. */
     var bubble = addBubble("bot", custom && custom.citations && custom.citations.length ? (custom.body || text) : text);
+    /* Partial and "not in the documents" answers are marked, so nobody reads them as a full answer. */
+    var coverage = custom && (custom.coverage === "partial" || custom.coverage === "none") ? custom.coverage : null;
+    if (coverage) {
+      bubble.classList.add("msg--" + coverage);
+      bubble.insertBefore(el("span", "coverage coverage--" + coverage, t("coverage_" + coverage)), bubble.querySelector(".msg__text"));
+    }
     if (custom && custom.citations && custom.citations.length) {
       bubble.classList.add("msg--answer");
       var heading = el("span", "msg__who", t("sources"));

@@ -20,7 +20,7 @@ from rasa.core.channels.channel import OutputChannel
 from rasa.core.channels.slack import SlackBot, SlackInput
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .rendering import answer_body, citation_place
+from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 
 SLACK_API = "https://slack.com/api/"
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
@@ -38,13 +38,19 @@ def _escape(text: str) -> str:
 
 def citation_blocks(custom: Dict[Text, Any]) -> List[Dict[Text, Any]]:
     """Block Kit: the answer as a section, then one compact context line per citation."""
-    text = _escape(answer_body(custom))
-    blocks: List[Dict[Text, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}]
+    text = _escape(body_of(custom))
+    language = str(custom.get("language") or "sv")
+    blocks: List[Dict[Text, Any]] = []
+    label = coverage_label(coverage_of(custom), language)
+    if label:  # partial and none look different from a full answer
+        mark = ":warning:" if coverage_of(custom) == "partial" else ":no_entry_sign:"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"{mark} *{_escape(label)}*"}]})
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}})
     citations = custom.get("citations") or []
     if citations:
         blocks.append({"type": "divider"})
     for c in citations:
-        where = citation_place(c)
+        where = citation_place(c, language)
         quote = c.get("quote") or ""
         line = f"*[{c.get('number', '')}]* {_escape(where)}" + (f"\n_”{_escape(_clip(quote, 600))}”_" if quote else "")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(line, CONTEXT_LIMIT)}]})
@@ -59,10 +65,10 @@ class CitingSlackBot(SlackBot):
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         custom = message.get("custom")
-        if isinstance(custom, dict) and "citations" in custom and "answered" in custom:
+        if is_answer(custom):
             # One message: the answer and its sources together (the text repeats in `custom`).
             channel = self.slack_channel or recipient_id
-            await self._post_message(channel=channel, as_user=True, text=_clip(answer_body(custom),
+            await self._post_message(channel=channel, as_user=True, text=_clip(body_of(custom),
                                                                                 SECTION_LIMIT),
                                      blocks=citation_blocks(custom))
             return

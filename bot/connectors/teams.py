@@ -34,7 +34,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from .rendering import answer_body, citation_place
+from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 
 logger = logging.getLogger(__name__)
 
@@ -142,13 +142,19 @@ class JwtValidator:
 
 def adaptive_card(custom: Dict[Text, Any]) -> Dict[Text, Any]:
     """The answer and its citations as an Adaptive Card (1.4: Teams desktop, web and mobile)."""
-    body: List[Dict[Text, Any]] = [{"type": "TextBlock", "text": answer_body(custom), "wrap": True}]
+    language = str(custom.get("language") or "sv")
+    body: List[Dict[Text, Any]] = []
+    coverage = coverage_of(custom)
+    if coverage != "full":  # partial and none look different from a full answer
+        body.append({"type": "TextBlock", "text": coverage_label(coverage, language), "weight": "Bolder",
+                     "color": "Warning" if coverage == "partial" else "Attention", "wrap": True})
+    body.append({"type": "TextBlock", "text": body_of(custom), "wrap": True})
     citations = custom.get("citations") or []
     if citations:
-        label = "Sources" if custom.get("language") == "en" else "Källor"
+        label = "Sources" if language == "en" else "Källor"
         body.append({"type": "TextBlock", "text": label, "weight": "Bolder", "separator": True, "spacing": "Medium"})
     for c in citations:
-        where = citation_place(c)
+        where = citation_place(c, language)
         items = [{"type": "TextBlock", "text": f"[{c.get('number', '')}] {where}", "wrap": True, "size": "Small",
                   "weight": "Bolder"}]
         if c.get("quote"):
@@ -186,7 +192,7 @@ class TeamsOutput(OutputChannel):
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         custom = message.get("custom")
-        if isinstance(custom, dict) and "citations" in custom and "answered" in custom:
+        if is_answer(custom):
             await self._send(recipient_id, {"text": "", "attachments": [adaptive_card(custom)]})
             return
         await super().send_response(recipient_id, message)

@@ -21,6 +21,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from assistant.payload import is_answer
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class WebChatOutput(OutputChannel):
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         event: Dict[Text, Any] = {}
         custom = message.get("custom")
-        if isinstance(custom, dict) and "answered" in custom:
+        if is_answer(custom):
             event["text"] = custom.get("text") or message.get("text") or ""
             event["custom"] = custom
         elif message.get("text"):

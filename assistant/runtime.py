@@ -6,15 +6,16 @@ import logging
 import threading
 from functools import cached_property
 
-from .settings import ActionSettings, get_action_settings
+from .settings import AssistantSettings, get_assistant_settings
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: ActionSettings | None = None, engine=None):
-        self.settings = settings or get_action_settings()
+    def __init__(self, settings: AssistantSettings | None = None, engine=None, coverage_model=None):
+        self.settings = settings or get_assistant_settings()
         self._engine = engine
+        self._coverage_model = coverage_model  # None: the fitted model shipped in assistant/coverage_model.json
         self._lock = threading.Lock()
 
     @property
@@ -32,7 +33,7 @@ class Runtime:
     def answerer(self):
         from .answer import Answerer
 
-        return Answerer(self.engine, self.settings)
+        return Answerer(self.engine, self.settings, self._coverage_model)
 
     @cached_property
     def threshold_rules(self):

@@ -5,9 +5,11 @@ Bot messages avoid blank lines because Rasa's REST channel splits a text at "\\n
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Sequence
 
 from .language import ENGLISH
+from .payload import citation_place
 
 if TYPE_CHECKING:  # pragma: no cover
     from .answer import Citation
@@ -23,13 +25,7 @@ def _en(language: str) -> bool:
 
 
 def source_line(c: "Citation", language: str) -> str:
-    year = f" ({c.year})" if c.year else ""
-    parts = [f"[{c.number}] {c.title}{year}"]
-    if c.section:
-        parts.append(f"{'section' if _en(language) else 'avsnitt'} ”{c.section}”")
-    if c.page:
-        parts.append(f"{'p.' if _en(language) else 's.'} {c.page}")
-    return ", ".join(parts)
+    return f"[{c.number}] {citation_place(asdict(c), language)}"
 
 
 def sources_block(citations: Sequence["Citation"], language: str) -> str:
@@ -37,46 +33,67 @@ def sources_block(citations: Sequence["Citation"], language: str) -> str:
     return "\n".join([head, *(source_line(c, language) for c in citations)])
 
 
-def compose_answer(
-    language: str, citations: Sequence["Citation"], quoted: int, follow_up: bool = True, sources: bool = True
-) -> str:
-    """The answer as text. ``sources=False`` leaves out the plain-text source list, for channels
-    that show the citations their own way (web chat cards, Slack blocks, Teams cards)."""
+def _names(names: Sequence[str], language: str) -> str:
+    quoted = [f"”{n}”" for n in names]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} {'or' if _en(language) else 'eller'} {quoted[-1]}"
+
+
+def _quote_line(c: "Citation", language: str) -> str:
+    year = f", {c.year}" if c.year else ""
+    return f"”{c.quote}” [{c.number}] ({c.title}{year})"
+
+
+def compose_answer(language: str, coverage: str, citations: Sequence["Citation"], lead: Sequence[int],
+                   missing: Sequence[str] = (), follow_up: bool = True, sources: bool = True) -> str:
+    """The answer as text: the sentence(s) that answer first, then the other quotes.
+
+    ``coverage`` "partial" opens with what the documents do not say. ``sources=False`` leaves out the
+    plain-text source list, for channels that show the citations their own way (web chat cards,
+    Slack blocks, Teams cards)."""
+    en = _en(language)
     lines = []
-    if _en(language):
-        lines.append("Here is what the documents say (quoted in Swedish, as written):")
-    else:
-        lines.append("Det här säger dokumenten:")
-    for c in citations[:quoted]:
-        year = f", {c.year}" if c.year else ""
-        lines.append(f"”{c.quote}” [{c.number}] ({c.title}{year})")
-    rest = citations[quoted:]
+    if coverage == "partial":
+        if missing:
+            lines.append(f"The documents do not cover {_names(missing, language)}. The closest they say:" if en else
+                         f"Dokumenten tar inte upp {_names(missing, language)}. Det närmaste de säger:")
+        else:
+            lines.append("The documents do not answer this directly. The closest they say:" if en else
+                         "Dokumenten svarar inte direkt på det här. Det närmaste de säger:")
+    elif en:
+        lines.append("The documents say (quoted in Swedish, as written):")
+    leads = [c for c in citations if c.number in lead]
+    rest = [c for c in citations if c.number not in lead]
+    lines.extend(_quote_line(c, language) for c in leads)
     if rest:
-        marks = ", ".join(f"[{c.number}]" for c in rest)
-        lines.append(f"See also {marks}." if _en(language) else f"Se även {marks}.")
+        lines.append("Also relevant:" if en else "Mer i källorna:")
+        lines.extend(_quote_line(c, language) for c in rest)
     if sources:
         lines.append(sources_block(citations, language))
-    if follow_up:
+    if coverage == "partial":
+        lines.append("For what the documents do not cover, ask a person: write “talk to a person”." if en else
+                     "För det dokumenten inte tar upp kan du fråga en person: skriv ”prata med en person”.")
+    elif follow_up:
         lines.append(
             "Write “show the source” for the whole paragraph, “more” for further results, or ask a follow-up."
-            if _en(language) else
+            if en else
             "Skriv ”visa källan” för hela stycket, ”fler” för fler träffar, eller ställ en följdfråga."
         )
     return "\n".join(lines)
 
 
-def not_covered(language: str) -> str:
-    if _en(language):
-        return (
-            "I cannot find this in the documents I have, so I will not guess. "
-            f"I can answer questions about {TOPICS_EN}. "
-            "Would you like me to pass your question on to a person? Write “talk to a person”."
-        )
-    return (
-        "Det här hittar jag inget stöd för i dokumenten jag har, så jag vill inte gissa. "
-        f"Jag kan svara på frågor om {TOPICS_SV}. "
-        "Vill du att jag skickar frågan vidare till en person? Skriv ”prata med en person”."
-    )
+def not_covered(language: str, missing: Sequence[str] = ()) -> str:
+    en = _en(language)
+    if en:
+        head = (f"The documents I answer from do not cover {_names(missing, language)}, so I will not guess."
+                if missing else "I cannot find an answer to this in the documents I have, so I will not guess.")
+        return (f"{head} I can answer questions about {TOPICS_EN}. "
+                "Would you like me to pass your question on to a person? Write “talk to a person”.")
+    head = (f"Dokumenten jag svarar utifrån tar inte upp {_names(missing, language)}, så jag vill inte gissa."
+            if missing else "Det här hittar jag inget svar på i dokumenten jag har, så jag vill inte gissa.")
+    return (f"{head} Jag kan svara på frågor om {TOPICS_SV}. "
+            "Vill du att jag skickar frågan vidare till en person? Skriv ”prata med en person”.")
 
 
 def no_more_results(language: str) -> str:
@@ -138,9 +155,3 @@ def invalid_amount(language: str) -> str:
     if _en(language):
         return "I could not read an amount there. Write it in kronor, for example “700 000 kr” or “1,2 miljoner”."
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
-
-
-def offer_threshold_check(language: str) -> str:
-    if _en(language):
-        return "To check a specific amount against the thresholds in the documents, write “check an amount”."
-    return "Vill du jämföra ett visst belopp med tröskelvärdena i dokumenten? Skriv ”kolla ett belopp”."

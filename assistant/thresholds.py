@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from index.paragraphs import Paragraph
+from index.paragraphs import Paragraph, sentence_units
 from index.store import DocumentInfo
 
 from .language import ENGLISH
@@ -22,17 +22,20 @@ GENERAL, BILAGA2 = "general", "bilaga2"
 PURCHASE_KINDS = ("varor", "tjanster", "byggentreprenad", "bilaga2")
 BUYER_KINDS = ("kommun", "region", "statlig_myndighet")
 
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f.]\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?"
+# Linear time on any input: a match can only start where a run of digits starts, and every
+# quantifier is bounded (a 10,000-digit message once froze the action server for 28 s).
+_NUMBER = (r"\d{1,3}(?:,\d{3}){1,5}(?!\d)|\d{1,3}(?:[ \u00a0\u202f.]\d{3}){1,5}(?:,\d{1,6})?"
+           r"|\d{1,15}(?:[.,]\d{1,6})?")
+MAX_AMOUNT_TEXT = 1000  # longer messages are not form answers: only their start is read
 _AMOUNT = re.compile(
-    rf"(?P<num>{_NUMBER})\s*(?P<unit>miljarder|miljard|miljoner|miljon|mnkr|mkr|msek|mn|m|tkr|tusen|k|kr|kronor|sek|:-)?"
+    rf"(?<![\d,.])(?P<num>{_NUMBER})\s{{0,3}}(?P<unit>miljarder|miljard|miljoner|miljon|mnkr|mkr|msek|mn|m|tkr|tusen|k|kr|kronor|sek|:-)?"
     r"(?![\w])",
     re.IGNORECASE,
 )
 _SCALE = {"miljarder": 1e9, "miljard": 1e9, "miljoner": 1e6, "miljon": 1e6, "mnkr": 1e6, "mkr": 1e6, "msek": 1e6,
           "mn": 1e6, "m": 1e6, "tkr": 1e3, "tusen": 1e3, "k": 1e3}
 _CURRENCY = {"kr", "kronor", "sek", ":-"}
-_YEAR_AFTER = re.compile(r"^\s*(?:kronor|kr)?\s*(?:år|for|för|in)?\s*(20\d\d)\b", re.IGNORECASE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÅÄÖ])")
+_YEAR_AFTER = re.compile(r"^\s{0,5}(?:kronor|kr)?\s{0,5}(?:år|for|för|in)?\s{0,5}(20\d\d)\b", re.IGNORECASE)
 
 
 def _kronor(m: re.Match[str]) -> tuple[str, float | None]:
@@ -50,11 +53,12 @@ def parse_amount(text: str) -> float | None:
     """
     if not text:
         return None
+    text = text[:MAX_AMOUNT_TEXT]
     stripped = text.strip()
     for m in _AMOUNT.finditer(text):
         unit, value = _kronor(m)
         raw = m.group("num")
-        grouped = bool(re.fullmatch(r"\d{1,3}(?:[ ,.\u00a0\u202f]\d{3})+", raw))
+        grouped = bool(re.fullmatch(r"\d{1,3}(?:[ ,.\u00a0\u202f]\d{3}){1,5}", raw))
         if not unit and not grouped and m.group(0).strip() != stripped.rstrip(".!? "):
             continue
         if not unit and re.fullmatch(r"(19|20)\d\d", raw):
@@ -122,7 +126,7 @@ def extract_rules(paragraphs: Iterable[Paragraph], documents: Sequence[DocumentI
     rules: list[ThresholdRule] = []
     for p in paragraphs:
         doc = docs.get(p.doc_id)
-        sentences = _SENTENCE.split(p.text)
+        sentences = sentence_units(p.text)
         for i, sentence in enumerate(sentences):
             # "Bilaga 2 omfattar … Direktupphandlingsgränsen för dessa tjänster är …": the scope may be
             # named in the sentence before.
@@ -149,7 +153,7 @@ def extract_rules(paragraphs: Iterable[Paragraph], documents: Sequence[DocumentI
 @dataclass(frozen=True)
 class Verdict:
     rule: ThresholdRule
-    over: bool
+    over: bool  # at or over the figure: the documents allow direct award only *under* the limit
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,8 @@ def assess(amount: float, purchase_kind: str | None, buyer_kind: str | None,
     applicable = sorted((r for r in rules if r.scope == scope), key=lambda r: -(r.year or 0))
     return Assessment(
         amount, purchase_kind, buyer_kind,
-        [Verdict(r, amount > r.amount) for r in applicable if r.kind == DIRECT_AWARD],
-        [Verdict(r, amount > r.amount) for r in applicable if r.kind == EU_THRESHOLD],
+        [Verdict(r, amount >= r.amount) for r in applicable if r.kind == DIRECT_AWARD],
+        [Verdict(r, amount >= r.amount) for r in applicable if r.kind == EU_THRESHOLD],
         tuple(rules),
     )
 
@@ -213,9 +217,9 @@ def describe(assessment: Assessment, numbers: dict[str, int], language: str) -> 
         year = f" {r.valid_year}" if r.valid_year else ""
         src = f"[{numbers[r.paragraph_id]}] {r.title} ({r.doc_year})"
         if en:
-            side = "over" if v.over else "under"
+            side = ("exactly at" if a.amount == r.amount else "over") if v.over else "under"
             return f"– {side} the {label_en}{year} of {format_kronor(r.amount)}: ”{r.sentence}” {src}"
-        side = "över" if v.over else "under"
+        side = ("exakt på" if a.amount == r.amount else "över") if v.over else "under"
         return f"– {side} {label_sv}{year} på {format_kronor(r.amount)}: ”{r.sentence}” {src}"
 
     for v in a.direct_award:

@@ -1,0 +1,151 @@
+"""Which sentences to quote: the ones that answer, chosen by meaning as well as words.
+
+Every sentence of the index has its own embedding (built with the index), so the search reports each
+candidate sentence's cosine to the question. A sentence's score mixes that similarity (rescaled
+among the candidates of this question), the idf-weighted share of the question's informative words
+it holds, and the strength of its paragraph; a question asking for a figure ("hur mycket", "what is
+the limit") prefers sentences that state one. A two-part question gets the best sentence for each
+part.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from index.lexical import stems, words
+from index.search import Hit, ScoredSentence, SearchResult
+
+from .terms import TermAnalysis, TermAnalyzer
+
+SEMANTIC_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.35
+PARAGRAPH_WEIGHT = 0.15
+FIGURE_BONUS = 0.15
+SHORT_SENTENCE = 90  # a sentence this short is quoted with the next one (definitions often continue)
+QUOTE_CHARS = 420
+
+_FIGURE_QUESTION = re.compile(
+    r"\b(?:hur (?:mycket|stor|stora|höga?|länge|många)|vilket belopp|belopp|gräns(?:en|värde)?|tröskelvärde\w{0,3}"
+    r"|kronor|kr|procent|how (?:much|high|long|many)|limit|threshold\w{0,1}|amount|percent)\b",
+    re.IGNORECASE,
+)
+_HAS_FIGURE = re.compile(r"\d")
+# Where a two-part question turns to its second part: "…? och när …", ", och hur …", "…, and when …".
+_PART_BREAK = re.compile(
+    r"\?\s+|[,;]?\s+(?:och|samt|men|and|but)\s+(?=(?:när|hur|vad|vilka|vilken|vilket|varför|kan|får|måste|ska|finns"
+    r"|when|how|what|which|why|can|may|must|should|is|are|does|do)\b)",
+    re.IGNORECASE,
+)
+MIN_PART_CHARS = 12
+SECOND_SENTENCE_RATIO = 0.85
+
+
+@dataclass(frozen=True)
+class Quote:
+    paragraph_id: str
+    text: str  # what is quoted (one sentence, or two when the first is short)
+    position: int  # the first sentence's place in its paragraph
+    score: float
+
+
+def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    if text.endswith(("”", '"')) and text.count(text[-1]) % 2:  # a closing mark whose opening is elsewhere
+        text = text[:-1].rstrip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:–-")
+    return cut + " …"
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a two- (or more-) part question; one part for an ordinary question."""
+    parts = [p.strip(" ,;?") for p in _PART_BREAK.split(question[:2000])]
+    parts = [p for p in parts if len(p) >= MIN_PART_CHARS]
+    return parts if len(parts) > 1 else [question]
+
+
+def asks_figure(question: str) -> bool:
+    return bool(_FIGURE_QUESTION.search(question[:2000]))
+
+
+class QuotePicker:
+    def __init__(self, terms: TermAnalyzer):
+        self.terms = terms
+
+    def _lexical(self, sentence: str, analysis: TermAnalysis) -> float:
+        return analysis.share_in(set(stems(words(sentence))))
+
+    def scored(self, result: SearchResult, hits: list[Hit], analysis: TermAnalysis,
+               figure: bool) -> list[tuple[Hit, ScoredSentence, float]]:
+        """Every sentence of ``hits`` with its combined score, best first."""
+        rows = [(h, s) for h in hits for s in result.sentences.get(h.paragraph_id, ())]
+        if not rows:
+            return []
+        sims = [s.similarity for _, s in rows]
+        lo, hi = min(sims), max(sims)
+        top_paragraph = max(h.score for h in hits) or 1.0
+        out = []
+        for hit, sentence in rows:
+            semantic = (sentence.similarity - lo) / (hi - lo) if hi > lo else 1.0
+            score = (SEMANTIC_WEIGHT * semantic + LEXICAL_WEIGHT * self._lexical(sentence.text, analysis)
+                     + PARAGRAPH_WEIGHT * hit.score / top_paragraph)
+            if figure and _HAS_FIGURE.search(sentence.text):
+                score += FIGURE_BONUS
+            out.append((hit, sentence, score))
+        out.sort(key=lambda row: -row[2])
+        return out
+
+    def quote_of(self, result: SearchResult, hit: Hit, sentence: ScoredSentence, score: float) -> Quote:
+        text = sentence.text
+        following = result.sentences.get(hit.paragraph_id, ())
+        if len(text) < SHORT_SENTENCE and sentence.position + 1 < len(following):
+            text = f"{text} {following[sentence.position + 1].text}"
+        return Quote(hit.paragraph_id, shorten(text), sentence.position, score)
+
+    def best_per_paragraph(self, result: SearchResult, hits: list[Hit], analysis: TermAnalysis,
+                           question: str) -> dict[str, Quote]:
+        """The best quote of each hit's paragraph."""
+        best: dict[str, Quote] = {}
+        for hit, sentence, score in self.scored(result, hits, analysis, asks_figure(question)):
+            if hit.paragraph_id not in best:
+                best[hit.paragraph_id] = self.quote_of(result, hit, sentence, score)
+        for hit in hits:  # a paragraph without sentence vectors (never in a built index) quotes its opening
+            best.setdefault(hit.paragraph_id, Quote(hit.paragraph_id, shorten(hit.text), 0, 0.0))
+        return best
+
+    def second_quote(self, result: SearchResult, hits: list[Hit], analysis: TermAnalysis, question: str,
+                     lead: Quote) -> list[Quote]:
+        """The lead paragraph's next-best sentence when it scores nearly as well (an answer often takes
+        two sentences that are not next to each other)."""
+        covered = {lead.position, lead.position + 1} if lead.text.count(". ") else {lead.position}
+        for h, sentence, score in self.scored(result, hits, analysis, asks_figure(question)):
+            if h.paragraph_id != lead.paragraph_id or sentence.position in covered:
+                continue
+            if score >= SECOND_SENTENCE_RATIO * lead.score:
+                return [self.quote_of(result, h, sentence, score)]
+            return []
+        return []
+
+    def part_quotes(self, result: SearchResult, hits: list[Hit], question: str, english: bool,
+                    lead: Quote) -> list[Quote]:
+        """For a two-part question, the best quote for each further part that the lead does not already give."""
+        parts = question_parts(question)
+        if len(parts) < 2:
+            return []
+        out: list[Quote] = []
+        taken = {(lead.paragraph_id, lead.position)}
+        for part in parts:
+            analysis = self.terms.analyse(part, english)
+            if not analysis.informative:
+                continue
+            ranked = self.scored(result, hits, analysis, asks_figure(part))
+            if not ranked:
+                continue
+            hit, sentence, score = ranked[0]
+            if (hit.paragraph_id, sentence.position) in taken:
+                continue
+            taken.add((hit.paragraph_id, sentence.position))
+            out.append(self.quote_of(result, hit, sentence, score))
+        return out

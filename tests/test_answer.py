@@ -1,0 +1,116 @@
+"""The answering logic on the tiny corpus with the fake embedder: the quote that answers, a quote
+per part of a two-part question, what the documents do not cover, and the coverage verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer import Answerer
+from assistant.coverage import CoverageFeatures, CoverageModel
+from assistant.quotes import question_parts
+from assistant.settings import AssistantSettings
+from assistant.terms import TermAnalyzer
+
+EXTRA = """
+# Samverkan
+
+Kommunen och föreningen möts två gånger per år. Parterna bidrar båda med resurser och tar gemensamt
+ansvar för verksamheten. Ingen part får ekonomisk vinning av samarbetet.
+"""
+
+
+def rule_model() -> CoverageModel:
+    names = CoverageFeatures.names()
+    weights = {"full": {"top_share": 10.0, "missing_any": -10.0}, "partial": {"top_share": 10.0}, "none": {}}
+    coef = [[weights[c].get(n, 0.0) for n in names] for c in ("full", "partial", "none")]
+    return CoverageModel(["full", "partial", "none"], names, [0.0] * len(names), [1.0] * len(names), coef,
+                         [-3.0, -6.0, 0.0])
+
+
+@pytest.fixture
+def answerer(tmp_path, tiny_knowledge, fake_embedder):
+    from index.search import SearchEngine
+    from index.store import build_index
+
+    (tiny_knowledge / "samverkan.md").write_text(EXTRA.strip() + "\n", encoding="utf-8")
+    settings = AssistantSettings(knowledge_dir=tiny_knowledge, index_dir=tmp_path / "index", model="fake-embedder",
+                                 model_cache_dir=tmp_path / "models", inbox_db=tmp_path / "inbox.sqlite3")
+    build_index(settings.knowledge_dir, settings.index_dir, fake_embedder)
+    return Answerer(SearchEngine.load(settings, fake_embedder), settings, rule_model())
+
+
+def test_the_quote_is_the_sentence_that_answers_not_the_first(answerer):
+    answer = answerer.answer("Vem tar ansvar för verksamheten och bidrar med resurser?")
+    assert answer.coverage == "full"
+    lead = answer.citations[0]
+    assert lead.quote.startswith("Parterna bidrar båda med resurser")
+    assert not lead.text.startswith(lead.quote)  # the paragraph opens with another sentence
+    assert answer.text.splitlines()[0].startswith("”Parterna bidrar båda med resurser")
+
+
+def test_every_citation_quotes_its_own_paragraph(answerer):
+    for question in ("Vad är ett ramavtal?", "Får man reservera en upphandling för sociala företag?",
+                     "Vad står i överenskommelsen om avtalstid?", "upphandling ramavtal direktupphandling IOP"):
+        answer = answerer.answer(question)
+        assert answer.citations, question
+        for c in answer.citations:
+            for part in c.quote.split(" … "):
+                assert part.rstrip(" …") in c.text, (question, c.number)
+
+
+def test_a_two_part_question_gets_a_quote_for_each_part(answerer):
+    question = "Vad är ett ramavtal och när får man göra en direktupphandling utan annonsering?"
+    assert len(question_parts(question)) == 2
+    answer = answerer.answer(question)
+    quoted = " ".join(c.quote for c in answer.citations if c.number in answer.lead)
+    assert "ramavtal är ett avtal" in quoted and "586 907" in quoted
+
+
+def test_a_figure_question_quotes_the_sentence_with_the_figure(answerer):
+    answer = answerer.answer("Hur mycket får en direktupphandling vara värd?")
+    assert "586 907" in answer.citations[0].quote
+
+
+def test_words_no_paragraph_uses_are_named_as_missing(answerer):
+    analysis = answerer.terms.analyse("Behöver vi F-skatt och GDPR-avtal för ett partnerskap?", english=False)
+    assert analysis.missing_names() == ["F-skatt", "GDPR-avtal"]
+    assert "partnerskap" not in [t.surface for t in analysis.missing]
+    # Compounds of known words, diacritics left out and English through the glossary are not missing.
+    assert not answerer.terms.analyse("direktupphandlingsannonsering for sociala foretag", english=False).missing
+    assert not answerer.terms.analyse("Is there a framework agreement for direct award?", english=True).missing
+
+
+def test_terms_ignore_chat_framing_and_numbers():
+    analyzer = TermAnalyzer(["Ett ramavtal är ett avtal om villkor."])
+    analysis = analyzer.analyse("Hej! Jag undrar, snälla, vad är ett ramavtal 2025 för 700 000 kr?", english=False)
+    assert [t.surface for t in analysis.informative] == ["ramavtal"]
+
+
+def test_verdicts_follow_the_model(answerer):
+    assert answerer.answer("Vad är ett ramavtal?").coverage == "full"
+    partial = answerer.answer("Måste vi ha F-skatt för ett ramavtal?")
+    assert partial.coverage == "partial" and partial.missing == ["F-skatt"] and partial.citations
+    none = answerer.answer("Vem vann Melodifestivalen?")
+    assert none.coverage == "none" and not none.citations and not none.answered
+
+
+def test_the_shipped_model_loads_and_matches_the_features():
+    from assistant.coverage import default_model
+
+    model = default_model()
+    assert model.features == CoverageFeatures.names() and sorted(model.classes) == ["full", "none", "partial"]
+    p = model.probabilities(CoverageFeatures(*([0.5] * len(CoverageFeatures.names()))))
+    assert abs(sum(p.values()) - 1.0) < 1e-9
+
+
+def test_a_model_fitted_on_other_features_is_refused(tmp_path):
+    import json
+
+    from assistant.coverage import MODEL_PATH
+
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    data["features"] = data["features"][:-1]
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="refit with: python -m assistant.calibrate fit"):
+        CoverageModel.load(bad)
