@@ -26,11 +26,20 @@ from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, 
 
 log = logging.getLogger(__name__)
 
+# Intents that ask about the assistant's topics; with this confidence the NLU's word hedges a
+# "none" verdict into "partial" (see Answerer.answer). Out-of-scope verdicts never decline on their own.
+DOMAIN_INTENTS = frozenset({"ask_question", "ask_iop", "ask_reserved", "ask_framework", "ask_threshold", "check_amount"})
+DOMAIN_CONFIDENCE = 0.8
 STANDALONE_WORDS = 9  # a "change detail" message this long is a question of its own
 ENTITY_TYPES = ("org_kind", "purchase_kind", "buyer_kind", "amount", "year")
 
 
 # -- tracker helpers -----------------------------------------------------------------------------
+def domain_hint(tracker: Tracker) -> bool:
+    intent = tracker.latest_message.get("intent") or {}
+    return intent.get("name") in DOMAIN_INTENTS and float(intent.get("confidence") or 0.0) >= DOMAIN_CONFIDENCE
+
+
 def language(tracker: Tracker) -> str:
     return tracker.get_slot("language") or detect_language(tracker.latest_message.get("text") or "")
 
@@ -38,6 +47,7 @@ def language(tracker: Tracker) -> str:
 # A short, unambiguous request (not a question about something else): "kolla ett belopp",
 # "prata med en person", "talk to a human". Bounded patterns on a length-capped text.
 EXPLICIT_CHARS = 80
+BARE_DETAIL_WORDS = 4
 _CHECK_REQUEST = re.compile(
     r"^\s{0,5}(?:(?:kan|could|can) (?:du|you) |please |snälla |jag vill |i want to |i'd like to )?"
     r"(?:kolla|kontrollera|jämför|jamfor|räkna|rakna|testa|check|compare|test)\b", re.IGNORECASE)
@@ -57,6 +67,13 @@ def explicit_request(text: str, pattern: re.Pattern[str]) -> bool:
     if len(text) > EXPLICIT_CHARS or _QUESTION_WORD.match(text):
         return False
     return bool(pattern.match(text))
+
+
+def bare_detail(text: str) -> bool:
+    """A message that only states a detail for the check ("700 000 kr", "tjänster", "en kommun")."""
+    text = text.strip()
+    return (len(text) <= EXPLICIT_CHARS and len(text.split()) <= BARE_DETAIL_WORDS and "?" not in text
+            and not _QUESTION_WORD.match(text))
 
 
 def offers(answer: Answer, question: str, intent: str | None) -> list[dict]:
@@ -106,7 +123,7 @@ class ActionAnswer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         question = (tracker.latest_message.get("text") or "").strip()
-        answer = get_runtime().answerer.answer(question, language(tracker))
+        answer = get_runtime().answerer.answer(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
@@ -301,7 +318,8 @@ class ActionStartThresholdCheck(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        if explicit_request(text, _CHECK_REQUEST):
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text)):
             events: list[EventType] = [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
             amount = parse_amount(text) if not text.startswith("/") else None
             if amount is None and text.startswith("/"):

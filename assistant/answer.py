@@ -132,8 +132,11 @@ class Answerer:
         return result, analysis, features, self.model.verdict(features)
 
     # -- answers ---------------------------------------------------------------------------------
-    def answer(self, question: str, language: str = SWEDISH, skip: frozenset[str] = frozenset()) -> Answer:
-        """Answer ``question``; ``skip`` leaves out paragraphs already shown ("fler")."""
+    def answer(self, question: str, language: str = SWEDISH, skip: frozenset[str] = frozenset(),
+               domain_hint: bool = False) -> Answer:
+        """Answer ``question``; ``skip`` leaves out paragraphs already shown ("fler"). ``domain_hint``:
+        the NLU is confident the message asks about the assistant's topics, so a "none" verdict is
+        hedged as "partial" (the nearest quotes, with what is missing said first) rather than declined."""
         n = self.settings.max_citations
         try:
             result = self.engine.search(question, min(self.settings.max_k, CANDIDATES + len(skip)))
@@ -143,6 +146,12 @@ class Answerer:
         features = self.features(result, analysis, result.hits)
         verdict = self.model.verdict(features)
         missing = analysis.missing_names()
+        if verdict.coverage == "none" and domain_hint:
+            verdict = Verdict("partial", verdict.probabilities)
+        if verdict.coverage == "full" and missing:
+            # The question names something no paragraph mentions ("F-skatt", "GDPR-avtal"): whatever
+            # else the documents say, they do not answer that part, and the reply must say so first.
+            verdict = Verdict("partial", verdict.probabilities)
         if verdict.coverage == "none" or not result.hits:
             text = texts.not_covered(language, missing)
             return Answer(question, language, "none", text, text, missing=missing, evidence=result.evidence,
@@ -164,7 +173,11 @@ class Answerer:
         citations = []
         for number, hit in enumerate(cited, 1):
             own = sorted(lead_quotes.get(hit.paragraph_id, []), key=lambda q: q.position)
-            quote = " … ".join(q.text for q in own) if own else quotes[hit.paragraph_id].text
+            if not own:  # a supporting citation: its best sentence, and the next best when nearly as good
+                best = quotes[hit.paragraph_id]
+                own = sorted([best, *self.picker.second_quote(result, cited, analysis, result.query, best)],
+                             key=lambda q: q.position)
+            quote = " … ".join(q.text for q in own)
             citations.append(Citation.from_hit(number, hit, quote))
         lead_numbers = [c.number for c in citations if c.paragraph_id in lead_quotes]
         coverage: Coverage = verdict.coverage

@@ -32,7 +32,7 @@ DEFAULT_SETS = [DATA / "answers_persona.jsonl", DATA / "no_answer_calibration.js
                 DATA / "small_talk.jsonl"]
 MARKING = {"answered": "full", "partly": "partial", "not": "none"}
 OFF_TOPIC_SETS = {"no_answer_calibration.jsonl", "small_talk.jsonl"}
-OFF_TOPIC_DECLINED = 0.97
+OFF_TOPIC_DECLINED = 0.95
 C = 1.0
 
 

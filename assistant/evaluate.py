@@ -51,6 +51,15 @@ def quote_holds(gold: str, quote: str) -> bool:
     return holds(gold, quote) or (len(norm(quote)) >= 12 and holds(quote, gold, limit=10_000))
 
 
+def truth_of(row: dict) -> str:
+    """The marking as a verdict: ``marking`` (answered/partly/not), ``coverage``, or ``covered`` (true/false)."""
+    if "marking" in row:
+        return MARKING[row["marking"]]
+    if "coverage" in row:
+        return row["coverage"]
+    return "full" if row.get("covered", True) else "none"
+
+
 def ask(client, url: str, question: str) -> tuple[list[dict], float]:
     start = time.perf_counter()
     replies = client.post(url, json={"sender": "eval-" + uuid.uuid4().hex[:12], "message": question}, timeout=120).json()
@@ -79,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             # A reply without a verdict (an assistant before verdicts existed) counts answered as full.
             verdict = (customs[0].get("coverage") or ("full" if customs[0]["answered"] else "none")) if customs \
                 else "no answer"
-            truth = MARKING[row["marking"]]
+            truth = truth_of(row)
             table[truth][verdict] += 1
             citations = [c for custom in customs for c in custom.get("citations", [])]
             gold = row.get("gold") or []
+            if truth != "none" and not gold:  # covered but without gold spans: only the verdict counts
+                continue
             text = "\n".join(m.get("text") or "" for m in replies)
             if truth == "none":
                 not_answered += 1

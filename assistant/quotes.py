@@ -38,7 +38,7 @@ _PART_BREAK = re.compile(
     re.IGNORECASE,
 )
 MIN_PART_CHARS = 12
-SECOND_SENTENCE_RATIO = 0.85
+SECOND_SENTENCE_RATIO = 0.6
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class Quote:
 
 def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
     text = re.sub(r"\s+", " ", text).strip()
-    if text.endswith(("”", '"')) and text.count(text[-1]) % 2:  # a closing mark whose opening is elsewhere
-        text = text[:-1].rstrip()
+    for mark in ("”", '"'):  # a quotation mark whose partner lies outside the sentence
+        if text.count(mark) % 2:
+            text = text[:-1].rstrip() if text.endswith(mark) else text[1:].lstrip() if text.startswith(mark) else text
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:–-")
@@ -149,3 +150,8 @@ class QuotePicker:
             taken.add((hit.paragraph_id, sentence.position))
             out.append(self.quote_of(result, hit, sentence, score))
         return out
+
+
+def quote_parts(quote: str) -> list[str]:
+    """The verbatim pieces of a quote: the sentences joined by " … ", without a shortening "…"."""
+    return [p for p in (part.strip() for part in re.split(r"\s*…\s*", quote)) if p]

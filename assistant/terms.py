@@ -178,8 +178,11 @@ class TermAnalyzer:
                 keys = tuple(stems([w.lower() for w in swedish]))
                 known = any(self._known(k) for k in keys)
                 return QuestionTerm(surface, keys, known, zipf, max(self.idf.get(k, 0.0) for k in keys) or self.max_idf)
-            # An English word with no glossary entry: absent words are only evidence when they are specific.
-            return QuestionTerm(surface, (key,), False, zipf if len(low) >= 4 else VERY_COMMON_ZIPF, self.max_idf)
+            # An English word with no glossary entry cannot be checked against Swedish text: it counts only
+            # when it looks like a term ("GDPR", "F-tax", "Skatteverket"), not as an ordinary word.
+            if "-" in surface or surface[:1].isupper():
+                return QuestionTerm(surface, (key,), False, 0.0, self.max_idf)
+            return QuestionTerm(surface, (key,), False, VERY_COMMON_ZIPF, self.max_idf)
         restored = self._restore(low)
         if "-" in restored:
             parts = [p for p in restored.split("-") if p]

@@ -34,7 +34,7 @@ from .questions import ExampleQuestion, QuestionMatch, load_questions, match_que
 
 FORMAT_VERSION = 3
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
-PIPELINE_VERSION = "2026-11-22.17"
+PIPELINE_VERSION = "2026-11-30.1"
 REBUILD_HINT = "python -m index build  (or: make index)"
 
 

@@ -392,3 +392,12 @@ def test_a_first_message_misread_as_a_follow_up_is_answered(runtime):
         messages, slots = run(action, tracker(question, "more_results", 0.5))
         assert messages[0]["custom"]["answered"] is True
         assert slots["last_question"] == question
+
+
+def test_a_question_read_as_inform_is_answered_not_a_form_prompt(runtime):
+    action = A.ActionStartThresholdCheck()
+    messages, slots = run(action, tracker("Får idéburna organisationer ingå ett partnerskap med kommunen?", "inform"))
+    assert slots["threshold_check"] is False and messages[0]["custom"]["citations"]
+    for detail in ("700 000 kr", "tjänster", "en kommun"):
+        messages, slots = run(action, tracker(detail, "inform"))
+        assert slots["threshold_check"] is True and messages == [], detail

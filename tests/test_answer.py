@@ -7,7 +7,7 @@ import pytest
 
 from assistant.answer import Answerer
 from assistant.coverage import CoverageFeatures, CoverageModel
-from assistant.quotes import question_parts
+from assistant.quotes import question_parts, quote_parts
 from assistant.settings import AssistantSettings
 from assistant.terms import TermAnalyzer
 
@@ -54,8 +54,8 @@ def test_every_citation_quotes_its_own_paragraph(answerer):
         answer = answerer.answer(question)
         assert answer.citations, question
         for c in answer.citations:
-            for part in c.quote.split(" … "):
-                assert part.rstrip(" …") in c.text, (question, c.number)
+            for part in quote_parts(c.quote):
+                assert part in " ".join(c.text.split()), (question, c.number)
 
 
 def test_a_two_part_question_gets_a_quote_for_each_part(answerer):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant.quotes import quote_parts
+
 DATA = Path(__file__).resolve().parent / "data"
 pytestmark = pytest.mark.slow
 
@@ -75,5 +77,5 @@ def test_quotes_come_from_their_own_paragraph_on_the_real_corpus(answerer):
     for it in rows("answers_persona.jsonl")[:60]:
         answer = answerer.answer(it["question"], it["lang"])
         for c in answer.citations:
-            for part in c.quote.split(" … "):
-                assert part.rstrip(" …") in " ".join(c.text.split()), (it["id"], c.number)
+            for part in quote_parts(c.quote):
+                assert part in " ".join(c.text.split()), (it["id"], c.number)
