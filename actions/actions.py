@@ -56,6 +56,7 @@ _HUMAN_REQUEST = re.compile(
     r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|someone|somebody|)"
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
     re.IGNORECASE)
+_MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
 _QUESTION_WORD = re.compile(r"^\s{0,5}(?:vem|vilken|vilka|vad|var|när|hur|who|which|what|where|when|how)\b", re.IGNORECASE)
 
 
@@ -84,7 +85,7 @@ def offers(answer: Answer, question: str, intent: str | None) -> list[dict]:
     if intent == "check_amount" or parse_amount(question) is not None:
         buttons.append({"title": "Check an amount against the limits" if en else "Kolla ett belopp mot gränserna",
                         "payload": "/check_amount"})
-    if answer.coverage != "full" or intent == "request_human":
+    if answer.coverage != "full" or intent == "request_human" or _MENTIONS_PERSON.search(question[:EXPLICIT_CHARS * 10]):
         buttons.append({"title": "Talk to a person" if en else "Prata med en person", "payload": "/request_human"})
     return buttons
 

@@ -401,3 +401,9 @@ def test_a_question_read_as_inform_is_answered_not_a_form_prompt(runtime):
     for detail in ("700 000 kr", "tjänster", "en kommun"):
         messages, slots = run(action, tracker(detail, "inform"))
         assert slots["threshold_check"] is True and messages == [], detail
+
+
+def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
+    messages, _ = run(A.ActionAnswer(), tracker("Vem ska jag prata med om ett idéburet offentligt partnerskap?", "ask_iop"))
+    assert messages[0]["custom"]["citations"]
+    assert {"title": "Prata med en person", "payload": "/request_human"} in messages[0]["buttons"]

@@ -114,3 +114,34 @@ def test_a_model_fitted_on_other_features_is_refused(tmp_path):
     bad.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="refit with: python -m assistant.calibrate fit"):
         CoverageModel.load(bad)
+
+
+def constant_model(coverage: str) -> CoverageModel:
+    names = CoverageFeatures.names()
+    classes = ["full", "partial", "none"]
+    return CoverageModel(classes, names, [0.0] * len(names), [1.0] * len(names), [[0.0] * len(names)] * 3,
+                         [5.0 if c == coverage else 0.0 for c in classes])
+
+
+def test_a_named_missing_term_caps_the_verdict_at_partial(answerer):
+    always_full = Answerer(answerer.engine, answerer.settings, constant_model("full"))
+    assert always_full.answer("Vad är ett ramavtal?").coverage == "full"
+    capped = always_full.answer("Måste vi ha F-skatt för ett ramavtal?")
+    assert capped.coverage == "partial" and capped.missing == ["F-skatt"]
+    assert capped.text.startswith("Dokumenten tar inte upp ”F-skatt”.")
+
+
+def test_a_confident_domain_question_is_hedged_not_declined(answerer):
+    always_none = Answerer(answerer.engine, answerer.settings, constant_model("none"))
+    assert always_none.answer("Vad är ett ramavtal?").coverage == "none"
+    hedged = always_none.answer("Vad är ett ramavtal?", domain_hint=True)
+    assert hedged.coverage == "partial" and hedged.citations
+    assert hedged.text.startswith("Dokumenten svarar inte direkt på det här. Det närmaste de säger:")
+
+
+def test_none_needs_its_bar_and_falls_back_to_partial():
+    from assistant.coverage import decide
+
+    assert decide({"full": 0.2, "partial": 0.3, "none": 0.5}, 0.4) == "none"
+    assert decide({"full": 0.2, "partial": 0.3, "none": 0.5}, 0.6) == "partial"
+    assert decide({"full": 0.5, "partial": 0.3, "none": 0.2}, 0.6) == "full"
