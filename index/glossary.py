@@ -128,7 +128,6 @@ GLOSSARY: dict[str, str] = {
     "invoices": "fakturor",
     "payment": "betalning ersättning",
     "volunteer": "frivillig ideell",
-    "volunteers": "frivilliga ideella",
     "eligible": "kvalificerad",
     "eligibility": "kvalificera krav",
     "call-off": "avrop",

@@ -6,7 +6,6 @@ import hashlib
 import json
 import textwrap
 import threading
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from index.documents import discover, read_blocks
 from index.paragraphs import MAX_CHARS, build_paragraphs, split_sentences
 from index.store import collect_paragraphs
 

@@ -1,0 +1,1 @@
+"""Custom Rasa components of the assistant (run inside Rasa's own environment)."""
