@@ -21,7 +21,7 @@ from . import texts
 from .coverage import CoverageFeatures, CoverageModel, Verdict, default_model
 from .language import SWEDISH
 from .payload import AnswerPayload, CitationPayload, Coverage, answer_payload
-from .quotes import Quote, QuotePicker, shorten
+from .quotes import Quote, QuotePicker, asks_figure, shorten
 from .settings import AssistantSettings
 from .terms import TermAnalysis, TermAnalyzer
 
@@ -117,7 +117,7 @@ class Answerer:
         for j in (i - 1, i + 1):
             if self.engine.same_document(i, j):
                 around |= self.terms.paragraph_terms[j]
-        return max(own, own + NEIGHBOUR_SHARE * (analysis.share_in(self.terms.paragraph_terms[i] | around) - own))
+        return own + NEIGHBOUR_SHARE * (analysis.share_in(self.terms.paragraph_terms[i] | around) - own)
 
     def features(self, result: SearchResult, analysis: TermAnalysis, hits: list[Hit]) -> CoverageFeatures:
         top = analysis.share_in(self._paragraph_terms(hits[0].paragraph_id)) if hits else 0.0
@@ -163,9 +163,10 @@ class Answerer:
                           reason="no_more")
         # Citations keep the search's rank order; the quotes that answer lead the text, whichever [n] they are.
         cited = candidates[:n]
-        quotes = self.picker.best_per_paragraph(result, cited, analysis, result.query)
+        ranked = self.picker.scored(result, cited, analysis, asks_figure(result.query))  # once per answer
+        quotes = self.picker.best_per_paragraph(result, cited, ranked)
         lead = max(quotes.values(), key=lambda q: q.score)
-        leads = [lead, *self.picker.second_quote(result, cited, analysis, result.query, lead),
+        leads = [lead, *self.picker.second_quote(result, ranked, lead),
                  *self.picker.part_quotes(result, cited, result.query, result.english, lead)]
         lead_quotes: dict[str, list[Quote]] = {}
         for q in leads:
@@ -175,7 +176,7 @@ class Answerer:
             own = sorted(lead_quotes.get(hit.paragraph_id, []), key=lambda q: q.position)
             if not own:  # a supporting citation: its best sentence, and the next best when nearly as good
                 best = quotes[hit.paragraph_id]
-                own = sorted([best, *self.picker.second_quote(result, cited, analysis, result.query, best)],
+                own = sorted([best, *self.picker.second_quote(result, ranked, best)],
                              key=lambda q: q.position)
             quote = " … ".join(q.text for q in own)
             citations.append(Citation.from_hit(number, hit, quote))

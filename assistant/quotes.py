@@ -105,23 +105,23 @@ class QuotePicker:
             text = f"{text} {following[sentence.position + 1].text}"
         return Quote(hit.paragraph_id, shorten(text), sentence.position, score)
 
-    def best_per_paragraph(self, result: SearchResult, hits: list[Hit], analysis: TermAnalysis,
-                           question: str) -> dict[str, Quote]:
-        """The best quote of each hit's paragraph."""
+    def best_per_paragraph(self, result: SearchResult, hits: list[Hit],
+                           ranked: list[tuple[Hit, ScoredSentence, float]]) -> dict[str, Quote]:
+        """The best quote of each hit's paragraph; ``ranked`` is :meth:`scored` for these hits."""
         best: dict[str, Quote] = {}
-        for hit, sentence, score in self.scored(result, hits, analysis, asks_figure(question)):
+        for hit, sentence, score in ranked:
             if hit.paragraph_id not in best:
                 best[hit.paragraph_id] = self.quote_of(result, hit, sentence, score)
         for hit in hits:  # a paragraph without sentence vectors (never in a built index) quotes its opening
             best.setdefault(hit.paragraph_id, Quote(hit.paragraph_id, shorten(hit.text), 0, 0.0))
         return best
 
-    def second_quote(self, result: SearchResult, hits: list[Hit], analysis: TermAnalysis, question: str,
+    def second_quote(self, result: SearchResult, ranked: list[tuple[Hit, ScoredSentence, float]],
                      lead: Quote) -> list[Quote]:
-        """The lead paragraph's next-best sentence when it scores nearly as well (an answer often takes
-        two sentences that are not next to each other)."""
+        """The lead paragraph's next-best sentence in ``ranked`` (:meth:`scored`) when it scores nearly
+        as well (an answer often takes two sentences that are not next to each other)."""
         covered = {lead.position, lead.position + 1} if lead.text.count(". ") else {lead.position}
-        for h, sentence, score in self.scored(result, hits, analysis, asks_figure(question)):
+        for h, sentence, score in ranked:
             if h.paragraph_id != lead.paragraph_id or sentence.position in covered:
                 continue
             if score >= SECOND_SENTENCE_RATIO * lead.score:

@@ -59,7 +59,6 @@ class SearchResult:
     took_ms: float
     english: bool = False
     evidence: Evidence = field(default_factory=Evidence)
-    terms: tuple[str, ...] = ()  # the analysed terms the keyword search used (stems, compound parts, pairs)
     sentences: dict[str, tuple[ScoredSentence, ...]] = field(default_factory=dict)  # per hit paragraph id
 
 
@@ -198,9 +197,7 @@ class SearchEngine:
             )
             for i in order
         } if len(sentence_sims) else {}
-        terms = tuple(self.index.lexical.analyzer.terms(rq.lexical))
-        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence, terms,
-                            sentences)
+        return SearchResult(q, hits, round((time.perf_counter() - start) * 1000, 2), rq.english, evidence, sentences)
 
     def position(self, paragraph_id: str) -> int | None:
         """The paragraph's place in the index (None for an unknown id)."""
