@@ -324,9 +324,8 @@ class ActionStartThresholdCheck(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text)):
             events: list[EventType] = [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
-            amount = parse_amount(text) if not text.startswith("/") else None
-            if amount is None and text.startswith("/"):
-                amount = parse_amount(tracker.get_slot("last_question") or "")
+            # From the button the amount is the last question's; otherwise the request's own ("kolla 700 000 kr").
+            amount = parse_amount((tracker.get_slot("last_question") or "") if text.startswith("/") else text)
             if amount is not None and amount >= 100:
                 events.append(SlotSet("amount", float(amount)))
             return events
