@@ -25,12 +25,12 @@ import numpy as np
 from index.settings import PROJECT_ROOT
 
 from .coverage import MODEL_PATH, CoverageFeatures, CoverageModel, decide
+from .evaluate import truth_of
 from .payload import COVERAGES
 
 DATA = PROJECT_ROOT / "tests" / "data"
 DEFAULT_SETS = [DATA / "answers_persona.jsonl", DATA / "no_answer_calibration.jsonl", DATA / "search_fresh_author.jsonl",
                 DATA / "small_talk.jsonl"]
-MARKING = {"answered": "full", "partly": "partial", "not": "none"}
 OFF_TOPIC_SETS = {"no_answer_calibration.jsonl", "small_talk.jsonl"}
 OFF_TOPIC_DECLINED = 0.95
 C = 1.0
@@ -43,23 +43,13 @@ class Marked:
     source: str
 
 
-def label(row: dict) -> str:
-    if "coverage" in row:
-        return row["coverage"]
-    if "marking" in row:
-        return MARKING[row["marking"]]
-    if "covered" in row:
-        return "full" if row["covered"] else "none"
-    return "full"
-
-
 def load(paths: list[Path]) -> list[Marked]:
     out = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                out.append(Marked(row["question"], label(row), path.name))
+                out.append(Marked(row["question"], truth_of(row), path.name))
     return out
 
 
