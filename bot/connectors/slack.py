@@ -10,17 +10,29 @@ when ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET are set:
       api_base_url: https://slack.com/api/
 
 Requests without a valid X-Slack-Signature are refused by Rasa's SlackInput (HTTP 400).
+
+Conversations are `slack:<team id>:<user>` (Rasa's id for the user, channel or thread), so no other
+channel can address them. A message longer than `max_message_chars` (or not text) gets a reply
+saying so and never reaches the NLU, nor Rasa's mention-stripping regexes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import OutputChannel
 from rasa.core.channels.slack import SlackBot, SlackInput
+from sanic import response
+from sanic.request import Request
 from slack_sdk.web.async_client import AsyncWebClient
 
+from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
+
+logger = logging.getLogger(__name__)
 
 SLACK_API = "https://slack.com/api/"
 SECTION_LIMIT = 2900  # Slack allows 3000 characters in a section's text
@@ -86,7 +98,54 @@ class CitingSlackInput(SlackInput):
             cls.raise_missing_credentials_exception()
         channel = super().from_credentials(credentials)
         channel.api_base_url = credentials.get("api_base_url") or SLACK_API
+        channel.max_message_chars = int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS)
+        channel.max_metadata_bytes = int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES)
         return channel
+
+    def _limit(self) -> int:
+        return getattr(self, "max_message_chars", guard.MAX_MESSAGE_CHARS)
+
+    def _sanitize_user_message(self, text: Any, uids_to_remove: Optional[List[Text]]) -> Any:
+        # Rasa's version runs regexes with lazy quantifiers over the whole text: an over-long (or
+        # non-text) message is passed on untouched and refused in process_message before any of that.
+        if not isinstance(text, str) or len(text) > self._limit():
+            return text
+        return SlackInput._sanitize_user_message(text, uids_to_remove)
+
+    @staticmethod
+    def _team(request: Request) -> Text:
+        try:
+            if request.headers.get("content-type") == "application/json":
+                return str((request.json or {}).get("team_id") or "")
+            payload = json.loads(request.form["payload"][0])
+            return str((payload.get("team") or {}).get("id") or "")
+        except Exception:  # a shape Slack does not send: no team
+            return ""
+
+    async def process_message(self, request: Request, on_new_message: Any, text: Any, sender_id: Optional[Text],
+                              metadata: Optional[Dict]) -> Any:
+        if not sender_id:
+            return response.text("")
+        sender_id = guard.sender(guard.SLACK, self._team(request) or "-", sender_id)
+        refusal = guard.check_message(text, self._limit())
+        if refusal:
+            logger.info("Slack message refused (%s) for %s", refusal.reason, sender_id)
+            metadata = metadata or {}
+            out = self.get_output_channel(metadata.get("out_channel"),
+                                          metadata.get("thread_id") if self.use_threads else None)
+            task = asyncio.create_task(self._refuse(out, metadata.get("out_channel") or "", refusal.text))
+            self._background_tasks.add(task)
+            task.add_done_callback(self._background_tasks.discard)
+            return response.text("")
+        metadata = guard.cap_metadata(metadata, getattr(self, "max_metadata_bytes", guard.MAX_METADATA_BYTES))
+        return await super().process_message(request, on_new_message, text, sender_id, metadata)
+
+    @staticmethod
+    async def _refuse(out: OutputChannel, recipient: Text, text: Text) -> None:
+        try:
+            await out.send_text_message(recipient, text)
+        except Exception:
+            logger.exception("could not send a refusal to Slack")
 
     def get_output_channel(self, channel: Optional[Text] = None, thread_id: Optional[Text] = None) -> OutputChannel:
         return CitingSlackBot(self.slack_token, channel or self.slack_channel, thread_id, self.proxy,

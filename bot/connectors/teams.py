@@ -11,7 +11,9 @@ only, and those must use login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token
   including unsigned tokens, gets 401;
 - never blocks the event loop: tokens, keys and replies go through aiohttp, tokens are cached
   until shortly before they expire and refreshed under a lock;
-- renders an answer and its citations as one Adaptive Card.
+- renders an answer and its citations as one Adaptive Card;
+- keeps Teams conversations apart from every other channel's: the sender id is `teams:<from.id>`;
+- refuses a message longer than `max_message_chars` (or not text) with a reply, before the NLU.
 
 The login, OpenID and connector hosts are settings, so tests can run against local fakes.
 """
@@ -34,6 +36,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ MULTI_TENANT = "botframework.com"
 OPENID_CONFIGURATION_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 SCOPE = "https://api.botframework.com/.default"
 BEARER = re.compile(r"Bearer\s+(\S+)")
+MENTION = re.compile(r"<at>[^<]{0,200}</at>")
 KEYS_MAX_AGE = 24 * 3600
 TOKEN_MARGIN = 120  # refresh the outgoing token this many seconds before it expires
 TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -180,6 +184,8 @@ class TeamsOutput(OutputChannel):
         self.reply_to = reply_to
 
     async def _send(self, recipient_id: Text, activity: Dict[Text, Any]) -> None:
+        if recipient_id.startswith("teams:"):  # our conversation id; the Bot Framework wants the user's own id
+            recipient_id = recipient_id[len("teams:"):]
         data = {"type": "message", "recipient": {"id": recipient_id}, "from": self.bot,
                 "conversation": self.conversation, **activity}
         if self.reply_to:
@@ -223,11 +229,14 @@ class TeamsInput(InputChannel):
             cls.raise_missing_credentials_exception()
         return cls(credentials["app_id"], credentials["app_password"], credentials.get("tenant_id") or MULTI_TENANT,
                    credentials.get("login_url") or LOGIN_URL,
-                   credentials.get("openid_configuration_url") or OPENID_CONFIGURATION_URL)
+                   credentials.get("openid_configuration_url") or OPENID_CONFIGURATION_URL,
+                   int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS))
 
     def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT, login_url: Text = LOGIN_URL,
-                 openid_configuration_url: Text = OPENID_CONFIGURATION_URL) -> None:
+                 openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
+                 max_message_chars: int = guard.MAX_MESSAGE_CHARS) -> None:
         self.app_id = app_id
+        self.max_message_chars = max_message_chars
         self.tokens = TokenProvider(app_id, app_password, tenant_id, login_url)
         self.validator = JwtValidator(app_id, openid_configuration_url)
 
@@ -249,11 +258,24 @@ class TeamsInput(InputChannel):
                 return response.text(refused, status=HTTPStatus.UNAUTHORIZED)
             if activity.get("type") != "message" or not activity.get("serviceUrl"):
                 return response.text("", status=HTTPStatus.OK)
-            out = TeamsOutput(self.tokens, activity["conversation"], activity.get("recipient") or {},
+            user = (activity.get("from") or {}).get("id")
+            conversation = activity.get("conversation")
+            if not isinstance(user, str) or not user or not isinstance(conversation, dict) or "id" not in conversation:
+                return response.text("The activity has no sender or conversation.", status=HTTPStatus.BAD_REQUEST)
+            out = TeamsOutput(self.tokens, conversation, activity.get("recipient") or {},
                               activity["serviceUrl"], activity.get("id"))
-            text = re.sub(r"<at>.*?</at>", "", activity.get("text") or "").strip()  # drop @mentions of the bot
-            await on_new_message(UserMessage(text=text, output_channel=out, sender_id=activity["from"]["id"],
-                                             input_channel=self.name(), metadata=self.get_metadata(request)))
+            sender_id = guard.sender(guard.TEAMS, user)
+            text = activity.get("text")
+            if isinstance(text, str) and len(text) <= self.max_message_chars:
+                text = MENTION.sub("", text).strip()  # drop @mentions of the bot (the text is capped first)
+            refusal = guard.check_message(text, self.max_message_chars)
+            if refusal:
+                logger.info("Teams message refused (%s) for %s", refusal.reason, sender_id)
+                await out.send_text_message(sender_id, refusal.text)
+                return response.text("", status=HTTPStatus.OK)
+            await on_new_message(UserMessage(text=text, output_channel=out, sender_id=sender_id,
+                                             input_channel=self.name(), metadata=guard.cap_metadata(
+                                                 self.get_metadata(request))))
             return response.text("", status=HTTPStatus.OK)
 
         return webhook

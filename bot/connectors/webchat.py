@@ -1,17 +1,28 @@
-"""Website chat: Rasa's socket.io channel with each answer and its citations in one event.
+"""Website chat: Rasa's socket.io channel with each answer and its citations in one event, and
+sessions the server issues.
 
 Rasa 3.6's SocketIOOutput sends a message's text and its `custom` payload as separate events and
 passes the custom dict as keyword arguments to `emit`, which breaks for payloads like ours. Here
-every bot message is one `bot_uttered` event: {"text", "buttons"?, "custom"?}. Sessions persist
-(the page keeps its session id), so the conversation survives reloads and staff replies can find it.
+every bot message is one `bot_uttered` event: {"text", "buttons"?, "custom"?}.
+
+Identity: the page asks for a session (`session_request {"token"}`); a missing, forged or expired
+token gets a new one. The server answers `session_confirm {"session_id", "token", "expires_at"}`
+(signed with ASSISTANT_WEBCHAT_SECRET, see assistant/guard.py), keeps the session with the socket
+(`save_session`) and puts the socket in the room `web:<id>`, which is also the conversation's sender
+id. `user_uttered` reads the session only from the socket: a session id in the message is ignored.
+The token survives reloads (the page keeps it), so the conversation does too and staff replies
+find it; each session_request renews its expiry.
+
+Limits before any work: messages longer than `max_message_chars`, empty, not text or with invalid
+unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped.
 """
+
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import uuid
+import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -21,6 +32,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from assistant import guard
 from assistant.payload import is_answer
 
 logger = logging.getLogger(__name__)
@@ -68,21 +80,38 @@ class WebChatInput(InputChannel):
         return cls(credentials.get("user_message_evt", "user_uttered"),
                    credentials.get("bot_message_evt", "bot_uttered"),
                    credentials.get("socketio_path", "/socket.io"),
-                   credentials.get("cors_allowed_origins", "*"))
+                   credentials.get("cors_allowed_origins", "*"),
+                   session_secret=credentials.get("session_secret") or "",
+                   session_days=float(credentials.get("session_days") or guard.WEBCHAT_SESSION_DAYS),
+                   max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
+                   max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
+                   max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000))
 
     def __init__(self, user_message_evt: Text = "user_uttered", bot_message_evt: Text = "bot_uttered",
-                 socketio_path: Text = "/socket.io", cors_allowed_origins: Any = "*") -> None:
+                 socketio_path: Text = "/socket.io", cors_allowed_origins: Any = "*", *, session_secret: Text = "",
+                 session_days: float = guard.WEBCHAT_SESSION_DAYS, max_message_chars: int = guard.MAX_MESSAGE_CHARS,
+                 max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000) -> None:
+        if not session_secret or session_secret.startswith("${"):
+            raise ValueError("the web chat needs a session secret: set ASSISTANT_WEBCHAT_SECRET "
+                             "(python -m service.stack generates one per run when it is unset)")
+        guard.issue_session(session_secret)  # fails now, not at the first visitor, when the secret is too short
         self.user_message_evt = user_message_evt
         self.bot_message_evt = bot_message_evt
         self.socketio_path = socketio_path
         self.cors_allowed_origins = cors_allowed_origins
+        self.session_secret = session_secret
+        self.session_days = session_days
+        self.max_message_chars = max_message_chars
+        self.max_metadata_bytes = max_metadata_bytes
+        self.max_body_bytes = max_body_bytes
         self.sio: Optional[AsyncServer] = None
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WebChatOutput(self.sio, self.bot_message_evt) if self.sio else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins)
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
+                          max_http_buffer_size=self.max_body_bytes)
         webhook = SocketBlueprint(sio, self.socketio_path, "webchat_webhook", __name__)
         self.sio = sio
 
@@ -90,27 +119,46 @@ class WebChatInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
+        async def reply(sid: Text, text: Text) -> None:
+            await sio.emit(self.bot_message_evt, {"text": text}, room=sid)
+
         @sio.on("session_request")
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
-            session_id = (data or {}).get("session_id") or uuid.uuid4().hex
-            joined = sio.enter_room(sid, session_id)  # a coroutine in newer python-socketio releases
+        async def session_request(sid: Text, data: Any) -> None:
+            token = data.get("token") if isinstance(data, dict) else None
+            known = guard.verify_session(token, self.session_secret)
+            # A known session is renewed (same id, new expiry); anything else starts a new one.
+            session = guard.issue_session(self.session_secret, self.session_days,
+                                          session_id=known.session_id if known else None)
+            previous = (await sio.get_session(sid)).get("sender_id")
+            if previous and previous != session.sender_id:
+                left = sio.leave_room(sid, previous)
+                if inspect.isawaitable(left):
+                    await left
+            await sio.save_session(sid, {"sender_id": session.sender_id, "expires_at": session.expires_at})
+            joined = sio.enter_room(sid, session.sender_id)  # a coroutine in newer python-socketio releases
             if inspect.isawaitable(joined):
                 await joined
-            await sio.emit("session_confirm", session_id, room=sid)
+            await sio.emit("session_confirm", {"session_id": session.session_id, "token": session.token,
+                                               "expires_at": session.expires_at}, room=sid)
 
         @sio.on(self.user_message_evt)
-        async def handle_message(sid: Text, data: Dict) -> None:
-            session_id = (data or {}).get("session_id")
-            text = (data or {}).get("message")
-            if not session_id or not isinstance(text, str) or not text.strip():
+        async def handle_message(sid: Text, data: Any) -> None:
+            # The conversation is the socket's own session; a session id sent with the message is ignored.
+            session = await sio.get_session(sid)
+            sender_id = session.get("sender_id")
+            if not sender_id or session.get("expires_at", 0) <= time.time():
+                await sio.emit("session_required", {}, room=sid)
+                await reply(sid, guard.SESSION_REQUIRED["sv"])
                 return
-            metadata = data.get("customData") or {}
-            if isinstance(metadata, str):
-                try:
-                    metadata = json.loads(metadata)
-                except ValueError:
-                    metadata = {}
-            await on_new_message(UserMessage(text[:2000], WebChatOutput(sio, self.bot_message_evt), session_id,
+            data = data if isinstance(data, dict) else {}
+            text = data.get("message")
+            refusal = guard.check_message(text, self.max_message_chars)
+            if refusal:
+                logger.info("web chat message refused (%s) for %s", refusal.reason, sender_id)
+                await reply(sid, refusal.text)
+                return
+            metadata = guard.cap_metadata(data.get("customData"), self.max_metadata_bytes)
+            await on_new_message(UserMessage(text, WebChatOutput(sio, self.bot_message_evt), sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
         return webhook
