@@ -28,6 +28,7 @@ from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
 
+from .limits import BodyLimit
 from .settings import ServiceSettings, get_service_settings
 
 log = logging.getLogger("assistant.service")
@@ -109,6 +110,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         lifespan=lifespan,
     )
     app.state.engine_holder = holder
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

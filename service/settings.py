@@ -23,6 +23,12 @@ class ServiceSettings(AssistantSettings):
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Token of Rasa's HTTP API (make run generates one)")
+    webchat_secret: SecretStr | None = Field(None, description="Signs web chat session tokens (shared with Rasa's "
+                                             "web chat channel; make run generates one per run when unset)")
+    webchat_session_days: float = Field(30.0, gt=0, le=365, description="How long a web chat session token is "
+                                        "valid after the page last connected")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body Rasa and the web service "
+                                "accept (bytes)")
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""Run the whole assistant: knowledge service, Rasa action server and Rasa (REST channel).
+"""Run the whole assistant: knowledge service, Rasa action server and Rasa (its channels).
 
 ``python -m service.stack`` (what ``make run`` calls once everything is installed, the index built
 and the Rasa model trained) starts the three processes, waits until each answers its health check,
@@ -21,6 +21,7 @@ import httpx
 import yaml
 from pydantic import Field, SecretStr
 
+from assistant.guard import is_loopback, new_secret
 from index.settings import PROJECT_ROOT, ProjectPath, project_path
 
 from .settings import ServiceSettings
@@ -46,6 +47,10 @@ class StackSettings(ServiceSettings):
     teams_tenant_id: str = Field("botframework.com", description="Tenant id of a single-tenant bot "
                                  "('botframework.com' = multi-tenant)")
     teams_login_url: str = Field("https://login.microsoftonline.com", description="Microsoft identity platform host")
+    rest_token: SecretStr | None = Field(None, description="Bearer token the REST channel requires; unset = REST "
+                                         "answers only this machine while Rasa listens on a loopback address")
+    max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest message any channel passes to Rasa")
+    max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
@@ -107,6 +112,7 @@ def rasa_env(s: StackSettings) -> dict[str, str]:
         "ASSISTANT_TRACKER_DIALECT": s.tracker_dialect,
         "ASSISTANT_TRACKER_DB": db,
         "RASA_TELEMETRY_ENABLED": "false",
+        "SANIC_REQUEST_MAX_SIZE": str(s.max_body_bytes),  # Sanic refuses larger bodies (413) before any handler
     }
 
 
@@ -123,20 +129,27 @@ def settings_env(s: StackSettings) -> dict[str, str]:
 
 
 def write_credentials(s: StackSettings) -> Path:
-    """Rasa's channel configuration: REST always, Slack and Teams when their credentials are set.
+    """Rasa's channel configuration: REST and web chat always, Slack and Teams when their credentials are set.
 
     Secrets stay in the environment: the file refers to them as ${VARIABLE}, which Rasa expands.
     """
+    limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes}
+    rest: dict = {**limits, "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
+    if s.rest_token is not None:
+        rest["token"] = "${ASSISTANT_REST_TOKEN}"
     channels: dict = {
-        "rest": None,
+        "bot.connectors.rest.GuardedRestInput": rest,
         "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
-                                                "cors_allowed_origins": "*"},
+                                                "cors_allowed_origins": "*",
+                                                "session_secret": "${ASSISTANT_WEBCHAT_SECRET}",
+                                                "session_days": s.webchat_session_days,
+                                                "max_body_bytes": s.max_body_bytes, **limits},
     }
     if s.slack_bot_token and s.slack_signing_secret:
         channels["bot.connectors.slack.CitingSlackInput"] = {
             "slack_token": "${ASSISTANT_SLACK_BOT_TOKEN}",
             "slack_signing_secret": "${ASSISTANT_SLACK_SIGNING_SECRET}",
-            "api_base_url": s.slack_api_base_url,
+            "api_base_url": s.slack_api_base_url, **limits,
         }
     if s.teams_app_id and s.teams_app_password:
         channels["bot.connectors.teams.TeamsInput"] = {
@@ -144,7 +157,7 @@ def write_credentials(s: StackSettings) -> Path:
             "app_password": "${ASSISTANT_TEAMS_APP_PASSWORD}",
             "tenant_id": s.teams_tenant_id,
             "login_url": s.teams_login_url,
-            "openid_configuration_url": s.teams_openid_configuration_url,
+            "openid_configuration_url": s.teams_openid_configuration_url, **limits,
         }
     path = s.log_dir.parent / "rasa" / f"credentials-{s.rasa_port}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +186,15 @@ class Stack:
     def __init__(self, settings: StackSettings | None = None):
         settings = settings or get_stack_settings()
         # The web service reads transcripts from Rasa's HTTP API, which needs a token: one per run
-        # unless configured.
+        # unless configured. Likewise the secret that signs web chat sessions (Rasa issues them, the
+        # web service checks them), and the REST token when Rasa listens beyond this machine. They
+        # reach the children through their environment, never argv or a file.
         self.settings = settings.model_copy(update={
             "rasa_url": f"http://{settings.rasa_host}:{settings.rasa_port}",
             "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(24)),
+            "webchat_secret": settings.webchat_secret or SecretStr(new_secret()),
+            "rest_token": settings.rest_token or (None if is_loopback(settings.rasa_host)
+                                                  else SecretStr(secrets.token_urlsafe(32))),
         })
         self.processes = processes(self.settings)
 
@@ -236,7 +254,8 @@ class Stack:
             f"Web chat:           http://{s.host}:{s.port}/   (embed: <script src=\"http://{s.host}:{s.port}/embed.js\" "
             "defer></script>)",
             f"Chat (Rasa REST):   POST http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/webhook "
-            '{"sender": "me", "message": "Vad är IOP?"}',
+            '{"sender": "me", "message": "Vad är IOP?"}'
+            + ("   (Authorization: Bearer $ASSISTANT_REST_TOKEN)" if s.rest_token else "   (from this machine only)"),
             f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
             f"Conversations:      {s.tracker_dialect} {s.tracker_db}",

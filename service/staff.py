@@ -23,6 +23,7 @@ import html
 import io
 from collections import Counter
 from typing import Callable
+from urllib.parse import quote
 
 import httpx
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -95,7 +96,9 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
     def transcript(sender_id: str) -> tuple[list[Turn], str | None]:
         params = {"token": settings.rasa_api_token.get_secret_value()} if settings.rasa_api_token else {}
         try:
-            response = httpx.get(f"{settings.rasa_url.rstrip('/')}/conversations/{sender_id}/tracker", params=params,
+            # Sender ids carry their channel (web:…, slack:…, rest:…); encoded, so no id can change the URL.
+            response = httpx.get(f"{settings.rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe=':')}/tracker",
+                                 params=params,
                                  timeout=10)
             response.raise_for_status()
         except httpx.HTTPError as exc:

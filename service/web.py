@@ -4,7 +4,8 @@
     GET /embed.js                                <script src=".../embed.js"></script> puts the chat on any site
     GET /static/...                              the page's files (web/)
     GET /p/{paragraph_id}                        a cited paragraph in context (HTML)
-    GET /api/webchat/{session}/staff-messages    replies from hub staff for that chat (polled by the page)
+    GET /api/webchat/{session}/staff-messages    replies from hub staff for that chat (polled by the page);
+                                                 needs `Authorization: Bearer <the session's signed token>`
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from assistant import guard
 from assistant.inbox import Inbox
 
 from .settings import ServiceSettings
@@ -84,10 +86,21 @@ def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Calla
         parts.append(f"<p class=meta>Stycke {html.escape(p.paragraph_id)}</p>")
         return HTMLResponse(_page(f"{p.title} – citerat stycke", "".join(parts)))
 
-    @app.get("/api/webchat/{session}/staff-messages", response_model=StaffMessages, tags=["web chat"])
-    def staff_messages(session: str, after: int = Query(0, ge=0)) -> StaffMessages:
-        if not 1 <= len(session) <= 128:
-            raise HTTPException(422, "Ogiltigt sessions-id.")
-        rows = inbox().staff_messages(session, after)
+    @app.get("/api/webchat/{session}/staff-messages", response_model=StaffMessages, tags=["web chat"],
+             responses={401: {"description": "no valid session token"}, 403: {"description": "another session"}})
+    def staff_messages(session: str, request: Request, after: int = Query(0, ge=0, le=2**62)) -> StaffMessages:
+        """Staff replies for one web chat. Only the holder of the session's signed token (issued by the
+        chat's socket, sent as `Authorization: Bearer <token>`) may read them."""
+        if settings.webchat_secret is None or not settings.webchat_secret.get_secret_value():
+            raise HTTPException(503, "Webbchattens sessioner är inte konfigurerade: sätt ASSISTANT_WEBCHAT_SECRET.")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        verified = guard.verify_session(token.strip(), settings.webchat_secret.get_secret_value()) \
+            if scheme.lower() == "bearer" else None
+        if verified is None:
+            raise HTTPException(401, "Ogiltig eller utgången chattsession: ladda om sidan.",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if verified.session_id != session:
+            raise HTTPException(403, "Sessionen hör inte till den här chatten.")
+        rows = inbox().staff_messages(verified.sender_id, after)
         return StaffMessages(messages=[StaffMessageOut(id=r.id, created_at=r.created_at, author=r.author, text=r.text)
                                        for r in rows])
