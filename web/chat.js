@@ -55,16 +55,14 @@
     log.setAttribute("aria-label", lang === "en" ? "Conversation" : "Konversation");
   }
 
-  function sessionId() {
-    var id = null;
-    try { id = localStorage.getItem("procurement-assistant-session"); } catch (e) { /* storage blocked */ }
-    if (!id) {
-      id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID().replace(/-/g, "") : String(Date.now()) + Math.random().toString(16).slice(2);
-      try { localStorage.setItem("procurement-assistant-session", id); } catch (e) { /* ignore */ }
-    }
-    return id;
+  /* The server issues the session: a signed token ("<id>.<expiry>.<signature>") that the page keeps
+     and sends back on every connect. A missing, forged or expired token gets a new session. */
+  var TOKEN_KEY = "procurement-assistant-session";
+  function storedToken() {
+    try { return localStorage.getItem(TOKEN_KEY); } catch (e) { return null; /* storage blocked */ }
   }
-  var session = sessionId();
+  var token = storedToken();
+  var session = null;  /* the session id, known once the server confirms it */
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -173,9 +171,16 @@
 
   socket.on("connect", function () {
     status.textContent = t("online");
-    socket.emit("session_request", { session_id: session });
+    socket.emit("session_request", { token: token });
   });
-  socket.on("session_confirm", function (id) { if (id) session = id; });
+  socket.on("session_confirm", function (confirmed) {
+    if (!confirmed || !confirmed.token || !confirmed.session_id) return;
+    if (confirmed.session_id !== session) staffSeen = 0;
+    session = confirmed.session_id;
+    token = confirmed.token;
+    try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* ignore */ }
+  });
+  socket.on("session_required", function () { socket.emit("session_request", { token: token }); });
   socket.on("connect_error", function () { status.textContent = t("offline"); });
   socket.on("disconnect", function () { status.textContent = t("offline"); });
   socket.on("bot_uttered", function (event) {
@@ -194,7 +199,7 @@
     if (text.charAt(0) !== "/") lastQuestion = text;
     chips.hidden = true;
     showTyping(true);
-    socket.emit("user_uttered", { message: text, session_id: session, customData: options.metadata || {} });
+    socket.emit("user_uttered", { message: text, customData: options.metadata || {} });
   }
 
   form.addEventListener("submit", function (e) {
@@ -214,7 +219,9 @@
 
   /* Replies from hub staff (the inbox) arrive through the web service. */
   function pollStaff() {
-    fetch("/api/webchat/" + encodeURIComponent(session) + "/staff-messages?after=" + staffSeen)
+    if (!session || !token) { setTimeout(pollStaff, 1000); return; }
+    fetch("/api/webchat/" + encodeURIComponent(session) + "/staff-messages?after=" + staffSeen,
+          { headers: { "Authorization": "Bearer " + token }, cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
       .then(function (body) {
         (body.messages || []).forEach(function (m) {
