@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     by_lang: dict[str, list[int]] = {}
     not_answered = not_full = 0
     latencies, misses = [], []
-    with httpx.Client() as client:
+    # The REST channel needs ASSISTANT_REST_TOKEN when one is configured (from this machine it is optional).
+    rest_token = os.environ.get("ASSISTANT_REST_TOKEN")
+    with httpx.Client(headers={"Authorization": f"Bearer {rest_token}"} if rest_token else None) as client:
         for row in rows:
             replies, ms = ask(client, args.url, row["question"])
             latencies.append(ms)
