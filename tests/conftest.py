@@ -251,6 +251,17 @@ def fake_microsoft():
 
 
 STAFF_TOKEN = "staff-test-token"
+REST_TOKEN = "rest-test-token-0123456789abcdef"
+WEBCHAT_SECRET = "webchat-test-secret-0123456789abcdef"
+
+
+def rest_headers() -> dict:
+    return {"Authorization": f"Bearer {REST_TOKEN}"}
+
+
+def web_sender(token: str) -> str:
+    """The conversation id of a web chat session token ("<id>.<expires>.<signature>")."""
+    return "web:" + token.split(".")[0]
 
 
 def free_ports(n: int) -> list[int]:
@@ -284,6 +295,7 @@ def stack(tmp_path_factory, fake_slack, fake_microsoft):
         teams_app_id=TEAMS_APP_ID, teams_app_password="teams-client-secret", teams_tenant_id=TEAMS_TENANT,
         teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
         webchat_socket_url=f"http://127.0.0.1:{rasa_port}", inbox_token=STAFF_TOKEN,
+        rest_token=REST_TOKEN, webchat_secret=WEBCHAT_SECRET,
     )
     s = Stack(settings)
     s.start()

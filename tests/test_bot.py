@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SLACK_SECRET, TEAMS_APP_ID, TEAMS_ISSUER, TEAMS_TENANT, FakeMicrosoft
+from conftest import SLACK_SECRET, TEAMS_APP_ID, TEAMS_ISSUER, TEAMS_TENANT, FakeMicrosoft, rest_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
@@ -121,7 +121,7 @@ def test_nlu_cross_validation_report():
 # -- a real conversation (the stack and the fakes are fixtures in conftest.py) ------------------
 def say(stack, sender: str, message: str) -> list[dict]:
     url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/rest/webhook"
-    response = httpx.post(url, json={"sender": sender, "message": message}, timeout=60)
+    response = httpx.post(url, json={"sender": sender, "message": message}, headers=rest_headers(), timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -169,7 +169,7 @@ def test_multi_turn_conversation_over_rest(stack):
     assert "e-postadress" in ask_contact[0]["text"]
     confirmation = say(stack, me, "anna.andersson@example.se")
     assert "anna.andersson@example.se" in confirmation[0]["text"]
-    [request] = [r for r in Inbox(stack.settings.inbox_db).handoffs() if r.sender_id == me]
+    [request] = [r for r in Inbox(stack.settings.inbox_db).handoffs() if r.sender_id == "rest:" + me]
     assert request.question == "Vad blir det för väder i Umeå på lördag?"
 
 

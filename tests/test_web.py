@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import web_sender
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_question_answer_citation_card_and_feedback(page, stack):
 
     answer.get_by_role("button", name="Bra svar").click()
     page.wait_for_function("document.querySelectorAll('.msg--bot').length >= 2", timeout=30_000)
-    session = page.evaluate("localStorage.getItem('procurement-assistant-session')")
+    session = web_sender(page.evaluate("localStorage.getItem('procurement-assistant-session')"))
     rows = [f for f in Inbox(stack.settings.inbox_db).feedback() if f.sender_id == session]
     assert rows and rows[-1].rating == "good" and rows[-1].question == "Vad är ett ramavtal?"
     assert rows[-1].paragraph_ids and rows[-1].paragraph_ids[0] == href.split("/p/")[1]
@@ -102,7 +103,7 @@ def test_staff_reply_appears_in_the_chat(page, stack):
     page.goto(url(stack))
     ask(page, "Hej")
     page.wait_for_function("document.querySelectorAll('.msg--bot').length >= 1", timeout=30_000)
-    session = page.evaluate("localStorage.getItem('procurement-assistant-session')")
+    session = web_sender(page.evaluate("localStorage.getItem('procurement-assistant-session')"))
     Inbox(stack.settings.inbox_db).add_staff_message(session, "Lisa, Coompanion", "Hej! Jag ringer dig i eftermiddag.")
     staff = page.locator(".msg--staff")
     staff.wait_for(timeout=15_000)
@@ -162,7 +163,7 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     user.wait_for_function("document.querySelector('#log').innerText.includes('e-postadress')", timeout=30_000)
     ask(user, "kim@example.se")
     user.wait_for_function("document.querySelector('#log').innerText.includes('kim@example.se')", timeout=30_000)
-    session = user.evaluate("localStorage.getItem('procurement-assistant-session')")
+    session = web_sender(user.evaluate("localStorage.getItem('procurement-assistant-session')"))
 
     # Staff log in, see the request with its transcript, and reply.
     staff_context = browser.new_context()
