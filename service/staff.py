@@ -97,9 +97,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         params = {"token": settings.rasa_api_token.get_secret_value()} if settings.rasa_api_token else {}
         try:
             # Sender ids carry their channel (web:…, slack:…, rest:…); encoded, so no id can change the URL.
-            response = httpx.get(f"{settings.rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe=':')}/tracker",
-                                 params=params,
-                                 timeout=10)
+            url = f"{settings.rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe=':')}/tracker"
+            response = httpx.get(url, params=params, timeout=10)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             return [], f"Konversationen kunde inte hämtas från Rasa: {exc}"
