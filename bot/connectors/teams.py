@@ -253,6 +253,8 @@ class TeamsInput(InputChannel):
                 activity = request.json or {}
             except Exception:  # malformed JSON
                 activity = {}
+            if not isinstance(activity, dict):
+                activity = {}
             refused = await self.validator.validate(request.headers.get("Authorization"), activity.get("serviceUrl"))
             if refused:
                 return response.text(refused, status=HTTPStatus.UNAUTHORIZED)
