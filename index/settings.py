@@ -46,10 +46,21 @@ class Settings(BaseSettings):
     question_weight: float = Field(
         0.25, ge=0.0, description="Weight of the similarity to a paragraph's example questions (knowledge/questions/)"
     )
+    query_tuning_epochs: int = Field(
+        3, ge=0, le=20,
+        description="Epochs of tuning the query encoder on knowledge/questions/ when the index is built (0: off)",
+    )
     dense_depth: int = Field(50, ge=2, le=10_000, description="Rank whose semantic score maps to 0 in the fusion")
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
     max_query_chars: int = Field(500, ge=10, le=10_000, description="Longest question accepted")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a search may ask for")
+
+
+    def tuning(self):
+        """The query-tuning configuration of an index build (None: off)."""
+        from .tune import TuningConfig
+
+        return TuningConfig(epochs=self.query_tuning_epochs) if self.query_tuning_epochs > 0 else None
 
 
 @lru_cache(maxsize=1)

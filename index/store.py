@@ -8,6 +8,8 @@ Layout of the index folder:
     questions.json    for each of those vectors, the position of its paragraph
     sentences.faiss   every quotable sentence of every paragraph, embedded as a passage
     sentences.json    those sentences' texts and the position of their paragraph
+    query_layers.safetensors  the query encoder's layers tuned on the example questions (index/tune.py);
+                      absent when tuning is off or there are no example questions
     bm25/             the bm25s lexical index and the compound vocabulary
 """
 
@@ -26,13 +28,14 @@ from typing import Callable
 from pydantic import BaseModel, ValidationError
 
 from .documents import SourceDocument, discover, read_blocks
-from .embed import Embedder
+from .embed import Embedder, QueryTunable
 from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_units
 from .query import QueryRewriter
 from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
+from .tune import LAYERS_FILE, TuningConfig
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
 PIPELINE_VERSION = "2026-11-30.1"
 REBUILD_HINT = "python -m index build  (or: make index)"
@@ -66,6 +69,20 @@ class DocumentInfo(BaseModel):
     paragraphs: int
 
 
+class QueryTuning(BaseModel):
+    """How the query encoder was tuned (index/tune.py) and the file holding its layers."""
+
+    config: dict
+    digest: str  # TuningConfig.digest()
+    file: str
+    sha256: str
+    questions: int
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+
 class IndexManifest(BaseModel):
     format_version: int
     pipeline_version: str
@@ -78,6 +95,7 @@ class IndexManifest(BaseModel):
     vector_count: int
     question_count: int = 0
     sentence_count: int = 0
+    query_tuning: QueryTuning | None = None
     documents: list[DocumentInfo]
     versions: dict[str, str]
 
@@ -142,6 +160,7 @@ class BuildReport:
     path: Path
     questions: int = 0
     orphan_questions: list[ExampleQuestion] = field(default_factory=list)
+    tuning_seconds: float = 0.0
 
 
 def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[Paragraph]]:
@@ -158,8 +177,11 @@ def build_index(
     embedder: Embedder,
     progress: Callable[[str], None] = lambda _msg: None,
     show_progress: bool = False,
+    tuning: TuningConfig | None = None,
 ) -> BuildReport:
-    """Read every document, paragraph it, embed it and write the index folder atomically."""
+    """Read every document, paragraph it, embed it and write the index folder atomically. With
+    ``tuning`` (and example questions, and an embedder that can be tuned) the query encoder is tuned
+    on the example questions before they are embedded."""
     import faiss
 
     start = time.perf_counter()
@@ -174,6 +196,10 @@ def build_index(
     dense.add(vectors)
     matched = match_questions(load_questions(knowledge_dir), [p.paragraph_id for p in paragraphs])
     questions = faiss.IndexFlatIP(vectors.shape[1])
+    tuned = None
+    if tuning is not None and tuning.epochs > 0 and matched.kept and isinstance(embedder, QueryTunable):
+        progress(f"tuning the query encoder on {len(matched.kept)} example questions ({tuning.epochs} epochs)")
+        tuned = embedder.tune_queries([q.question for q in matched.kept], matched.owners, vectors, tuning, progress)
     if matched.kept:
         progress(f"embedding {len(matched.kept)} example questions")
         questions.add(embedder.encode_queries([q.question for q in matched.kept]))
@@ -187,6 +213,16 @@ def build_index(
     counts: dict[str, int] = {}
     for p in paragraphs:
         counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+    tmp = index_dir.with_name(index_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    query_tuning = None
+    if tuned is not None:
+        query_tuning = QueryTuning(
+            config=asdict(tuning), digest=tuning.digest(), file=LAYERS_FILE,
+            sha256=embedder.save_query_layers(tmp / LAYERS_FILE), questions=tuned.questions, steps=tuned.steps,
+            seconds=tuned.seconds, first_loss=tuned.first_loss, last_loss=tuned.last_loss,
+        )
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         pipeline_version=PIPELINE_VERSION,
@@ -199,6 +235,7 @@ def build_index(
         vector_count=len(texts),
         question_count=len(matched.kept),
         sentence_count=len(sentences),
+        query_tuning=query_tuning,
         documents=[
             DocumentInfo(
                 doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
@@ -208,9 +245,6 @@ def build_index(
         ],
         versions=library_versions(),
     )
-    tmp = index_dir.with_name(index_dir.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     with open(tmp / "paragraphs.jsonl", "w", encoding="utf-8") as f:
         for p in paragraphs:
             f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
@@ -230,7 +264,8 @@ def build_index(
     tmp.rename(index_dir)
     shutil.rmtree(old, ignore_errors=True)
     return BuildReport(
-        len(docs), len(paragraphs), len(texts), manifest.build_seconds, index_dir, len(matched.kept), matched.orphans
+        len(docs), len(paragraphs), len(texts), manifest.build_seconds, index_dir, len(matched.kept), matched.orphans,
+        tuned.seconds if tuned else 0.0,
     )
 
 
@@ -246,6 +281,7 @@ class LoadedIndex:
     sentences: list[str] = field(default_factory=list)  # every quotable sentence, in paragraph order
     sentence_owners: list[int] = field(default_factory=list)  # paragraph position of each sentence
     sentence_index: object = None  # faiss.Index over the sentence embeddings, in sentence order
+    query_layers: Path | None = None  # the tuned query encoder's layers (None: queries use the stock model)
 
 
 def read_manifest(index_dir: Path) -> IndexManifest:
@@ -344,5 +380,12 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     n_lex = int(lexical.retriever.scores["num_docs"])
     if n_lex != len(paragraphs):
         raise IndexCorruptError(f"{bm25_path} indexes {n_lex} paragraphs, expected {len(paragraphs)}; rebuild with: {REBUILD_HINT}")
+    query_layers = None
+    if manifest.query_tuning is not None:
+        query_layers = index_dir / manifest.query_tuning.file
+        if query_layers.name != LAYERS_FILE or not query_layers.is_file():
+            raise IndexCorruptError(f"{query_layers} is missing from the index; rebuild with: {REBUILD_HINT}")
+        if hashlib.sha256(query_layers.read_bytes()).hexdigest() != manifest.query_tuning.sha256:
+            raise IndexCorruptError(f"{query_layers} does not match the manifest; rebuild with: {REBUILD_HINT}")
     return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners, sentences, sentence_owners,
-                       sentence_index)
+                       sentence_index, query_layers)

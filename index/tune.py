@@ -1,0 +1,162 @@
+"""Query-side tuning: teach the query encoder how people ask about *these* paragraphs.
+
+The paragraphs stay embedded by the stock model (their vectors never move). A copy of the model's
+transformer layers is trained so that each example question of knowledge/questions/ lands nearest
+its own paragraph among *all* paragraphs (softmax over every paragraph vector, so every other
+paragraph is a negative). Questions, English ones included, are then encoded by the tuned copy; the
+word embeddings stay shared and frozen, so the copy costs the layers only (~85 MB).
+
+Measured on question sets written from personas, never used here (README, Evaluation): search
+hit@3 rose from 0.60 to 0.69 (210 questions) and from 0.62 to 0.76 (80 held-out questions); the
+semantic score alone from 0.41 to 0.60. Tuning both towers (paragraphs too) was no better and took
+five times as long.
+
+Nothing here imports Rasa or FastAPI; torch is imported only when tuning or loading runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+LAYERS_FILE = "query_layers.safetensors"
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    epochs: int = 3
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    scale: float = 50.0  # inverse temperature of the softmax over paragraphs
+    seed: int = 0
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TuningReport:
+    questions: int
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+
+def trainable_state(model) -> dict:
+    """The tensors tuning changes: everything of the transformer except its (frozen) embeddings."""
+    encoder = model[0].auto_model
+    return {name: t for name, t in encoder.state_dict().items() if not name.startswith("embeddings.")}
+
+
+def query_copy(model):
+    """A copy of a sentence-transformers model sharing the original's word embeddings (not copied)."""
+    import copy
+
+    embeddings = model[0].auto_model.embeddings
+    clone = copy.deepcopy(model, memo={id(embeddings): embeddings})
+    clone.eval()
+    return clone
+
+
+def tune_queries(
+    model,
+    questions: list[str],
+    owners: list[int],
+    passage_vectors: np.ndarray,
+    config: TuningConfig,
+    query_prompt: str,
+    progress: Callable[[str], None] = lambda _msg: None,
+):
+    """Returns (tuned copy of ``model``, report). ``owners[i]`` is the row of ``passage_vectors``
+    that question ``i`` asks about."""
+    import torch
+
+    if len(questions) != len(owners) or not questions:
+        raise ValueError("tuning needs example questions, each with the paragraph it asks about")
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    tuned = query_copy(model)
+    encoder = tuned[0].auto_model
+    for p in encoder.embeddings.parameters():
+        p.requires_grad = False
+    params = [p for p in tuned.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
+    batch = min(config.batch_size, len(questions))
+    per_epoch = len(questions) // batch
+    total = max(1, config.epochs * per_epoch)
+    warmup = 0.1 * total + 1
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total)
+    )
+    targets = torch.from_numpy(np.ascontiguousarray(passage_vectors, dtype=np.float32))
+    pairs = list(zip(questions, owners))
+    losses: list[float] = []
+    start = time.perf_counter()
+    tuned.train()
+    try:
+        for epoch in range(config.epochs):
+            for chunk in _batches(pairs, batch, rng):
+                features = tuned.preprocess([query_prompt + q for q, _ in chunk])
+                vectors = torch.nn.functional.normalize(tuned(features)["sentence_embedding"], dim=-1)
+                loss = torch.nn.functional.cross_entropy(vectors @ targets.T * config.scale,
+                                                         torch.tensor([o for _, o in chunk]))
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                losses.append(float(loss.detach()))
+            progress(f"tuning the query encoder: epoch {epoch + 1}/{config.epochs}, loss {np.mean(losses[-per_epoch:]):.2f}")
+    finally:
+        tuned.eval()
+    for p in tuned.parameters():
+        p.requires_grad = False
+    window = max(1, len(losses) // 10)  # mean loss of the first and the last tenth of the steps
+    report = TuningReport(len(questions), len(losses), round(time.perf_counter() - start, 1),
+                          round(float(np.mean(losses[:window])), 4), round(float(np.mean(losses[-window:])), 4))
+    return tuned, report
+
+
+def _batches(pairs: list[tuple[str, int]], batch: int, rng: random.Random) -> list[list[tuple[str, int]]]:
+    """One epoch's batches: shuffled, then grouped by length within windows of eight batches so
+    little time goes to padding (the loss is over every paragraph, so which questions share a batch
+    does not matter); the batch order is shuffled again. Leftovers that do not fill a batch wait."""
+    order = pairs[:]
+    rng.shuffle(order)
+    usable = len(order) // batch * batch
+    out: list[list[tuple[str, int]]] = []
+    for start in range(0, usable, 8 * batch):
+        window = sorted(order[start:min(start + 8 * batch, usable)], key=lambda p: len(p[0]))
+        out.extend(window[i:i + batch] for i in range(0, len(window), batch))
+    rng.shuffle(out)
+    return out
+
+
+def save_layers(model, path: Path) -> str:
+    """Writes the tuned tensors; returns their sha256 (recorded in the manifest)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, str(path))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_layers(model, path: Path):
+    """A query copy of ``model`` with the tensors of ``path`` (written by ``save_layers``)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    tuned = query_copy(model)
+    expected = set(trainable_state(tuned))
+    if set(state) != expected:
+        raise ValueError(f"{path} does not hold the layers of this model ({len(state)} tensors, expected {len(expected)})")
+    tuned[0].auto_model.load_state_dict(state, strict=False)
+    for p in tuned.parameters():
+        p.requires_grad = False
+    return tuned

@@ -1,0 +1,141 @@
+"""Query-side tuning (index/tune.py) with the real model on the tiny corpus (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.settings import Settings
+from index.store import IndexCorruptError, IndexMismatchError, build_index, collect_paragraphs, read_manifest
+from index.tune import LAYERS_FILE, TuningConfig
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = {  # keyword of the paragraph -> questions people might send about it
+    "partnerskap": ["vi är en förening, kan vi samarbeta med kommunen utan att lämna anbud?",
+                    "Can a non-profit team up with the municipality without a tender?"],
+    "reserver": ["kan kommunen ge uppdraget bara till sociala företag?",
+                 "can a contract be kept for work-integration enterprises only"],
+    "direktupphandl": ["hur mycket får kommunen köpa för utan att annonsera?",
+                       "what is the limit for buying without a tender?"],
+}
+
+
+@pytest.fixture(scope="module")
+def tuned_index(tmp_path_factory) -> tuple[Settings, object]:
+    from index.embed import SentenceTransformerEmbedder
+
+    from conftest import TINY_DOCS, TINY_MANIFEST
+    import textwrap
+
+    root = tmp_path_factory.mktemp("tuning")
+    knowledge = root / "knowledge"
+    knowledge.mkdir()
+    for name, text in TINY_DOCS.items():
+        (knowledge / name).write_text(textwrap.dedent(text).strip() + "\n", encoding="utf-8")
+    (knowledge / "manifest.toml").write_text(TINY_MANIFEST, encoding="utf-8")
+    _, paragraphs = collect_paragraphs(knowledge)
+    lines = []
+    for key, questions in QUESTIONS.items():
+        owner = next(p for p in paragraphs if key in p.text.lower())
+        lines += [json.dumps({"paragraph_id": owner.paragraph_id, "question": q,
+                              "lang": "en" if q[0].isupper() and " the " in q else "sv"}) for q in questions]
+    (knowledge / "questions").mkdir()
+    (knowledge / "questions" / "tiny.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = Settings(knowledge_dir=knowledge, index_dir=root / "index")
+    embedder = SentenceTransformerEmbedder(settings)
+    build_index(knowledge, settings.index_dir, embedder, tuning=TuningConfig(epochs=4, batch_size=2, learning_rate=1e-4))
+    return settings, embedder
+
+
+def test_tuning_is_recorded_and_lowers_the_loss(tuned_index):
+    settings, _ = tuned_index
+    manifest = read_manifest(settings.index_dir)
+    tuning = manifest.query_tuning
+    assert tuning is not None and tuning.file == LAYERS_FILE and (settings.index_dir / LAYERS_FILE).is_file()
+    assert tuning.questions == sum(len(q) for q in QUESTIONS.values()) and tuning.steps == 4 * 3
+    assert tuning.last_loss < tuning.first_loss
+
+
+def test_a_loaded_index_queries_with_the_tuned_layers_and_keeps_paragraph_vectors(tuned_index):
+    from index.embed import SentenceTransformerEmbedder
+    from index.search import SearchEngine
+
+    settings, builder = tuned_index
+    stock = SentenceTransformerEmbedder(settings)
+    engine = SearchEngine.load(settings, SentenceTransformerEmbedder(settings))
+    question = ["kan vi som förening jobba ihop med regionen?"]
+    loaded = engine.embedder.encode_queries(question)
+    np.testing.assert_allclose(loaded, builder.encode_queries(question), atol=1e-5)  # saved == trained
+    assert float(loaded[0] @ stock.encode_queries(question)[0]) < 0.9999  # not the stock query encoder
+    texts = [p.text for p in engine.index.paragraphs[:3]]
+    np.testing.assert_allclose(engine.embedder.encode_passages(texts), stock.encode_passages(texts), atol=1e-5)
+
+
+def test_tuned_questions_find_their_paragraph(tuned_index):
+    from index.embed import SentenceTransformerEmbedder
+    from index.search import SearchEngine
+
+    settings, _ = tuned_index
+    engine = SearchEngine.load(settings, SentenceTransformerEmbedder(settings))
+    for key, questions in QUESTIONS.items():
+        for q in questions:
+            dense, _, _ = engine.semantic_scores(q)
+            assert key in engine.index.paragraphs[int(np.argmax(dense))].text.lower(), q
+
+
+def test_a_damaged_or_missing_layers_file_names_the_file(tuned_index, tmp_path):
+    import shutil
+
+    from index.embed import SentenceTransformerEmbedder
+    from index.search import SearchEngine
+
+    settings, _ = tuned_index
+    copy = tmp_path / "index"
+    shutil.copytree(settings.index_dir, copy)
+    broken = settings.model_copy(update={"index_dir": copy})
+    layers = copy / LAYERS_FILE
+    data = bytearray(layers.read_bytes())
+    data[-10] ^= 0xFF
+    layers.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=LAYERS_FILE):
+        SearchEngine.load(broken, SentenceTransformerEmbedder(broken))
+    layers.unlink()
+    with pytest.raises(IndexCorruptError, match=f"{LAYERS_FILE} is missing.*index build"):
+        SearchEngine.load(broken, SentenceTransformerEmbedder(broken))
+
+
+def test_an_embedder_that_cannot_load_the_layers_is_refused(tuned_index):
+    from index.search import SearchEngine
+
+    from conftest import FakeEmbedder
+
+    settings, _ = tuned_index
+    fake = FakeEmbedder()
+    fake.name = settings.model  # same name, but no tuned query side
+    fake.dimension = 384
+    with pytest.raises(IndexMismatchError, match="QUERY_TUNING_EPOCHS=0"):
+        SearchEngine.load(settings, fake)
+
+
+def test_tuning_off_builds_no_layers(tuned_index, tmp_path):
+    settings, builder = tuned_index
+    index_dir = tmp_path / "plain"
+    build_index(settings.knowledge_dir, index_dir, builder, tuning=None)
+    assert read_manifest(index_dir).query_tuning is None and not (index_dir / LAYERS_FILE).exists()
+
+
+def test_settings_turn_tuning_off_with_zero_epochs():
+    assert Settings(query_tuning_epochs=0).tuning() is None
+    assert Settings(query_tuning_epochs=2).tuning() == TuningConfig(epochs=2)
+    assert TuningConfig(epochs=2).digest() != TuningConfig(epochs=3).digest()
+
+
+def test_tuning_needs_matching_questions_and_owners():
+    from index.tune import tune_queries
+
+    with pytest.raises(ValueError):
+        tune_queries(None, ["q"], [], np.zeros((1, 4), dtype=np.float32), TuningConfig(), "query: ")
