@@ -10,7 +10,7 @@ import numpy as np
 
 from .embed import Embedder, QueryTunable, SentenceTransformerEmbedder
 from .paragraphs import Paragraph
-from .query import QueryRewriter
+from .query import QueryRewriter, question_focus
 from .settings import Settings, get_settings
 from .store import REBUILD_HINT, DocumentInfo, IndexMismatchError, LoadedIndex, load_index
 
@@ -144,31 +144,38 @@ class SearchEngine:
             raise QueryError(f"k måste vara mellan 1 och {self.settings.max_k}.")
         return q
 
-    def semantic_scores(self, query: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def semantic_scores(self, query: str, focus: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For every paragraph: the cosine similarity of the query to the paragraph, and to the
         closest of the paragraph's example questions (-1 for a paragraph without examples); and the
-        query's cosine to every sentence. Exact search: the corpus is small."""
-        vector = self.embedder.encode_queries([query])
+        query's cosine to every sentence. With a ``focus`` (the question sentence of a long message,
+        see ``question_focus``) each is the mean of the message's and the focus's similarity; both
+        are embedded in one call. Exact search: the corpus is small."""
+        vectors = self.embedder.encode_queries([query, focus] if focus else [query])
+        rows = len(vectors)
         # Through FAISS like the paragraphs: a numpy (OpenBLAS) product here left BLAS threads spinning
         # against torch's on 2 cores and tripled the time of every search.
         sentences = np.zeros(0, dtype=np.float32)
         s_index = self.index.sentence_index
         if s_index is not None and s_index.ntotal:
-            sentences = np.empty(s_index.ntotal, dtype=np.float32)
-            sims, ids = s_index.search(vector, s_index.ntotal)
-            sentences[ids[0]] = sims[0]
+            sentences = np.empty((rows, s_index.ntotal), dtype=np.float32)
+            sims, ids = s_index.search(vectors, s_index.ntotal)
+            for r in range(rows):
+                sentences[r, ids[r]] = sims[r]
+            sentences = sentences.mean(axis=0)
         n = self.index.dense.ntotal
-        paragraph = np.full(n, -1.0, dtype=np.float32)
-        sims, ids = self.index.dense.search(vector, n)
-        valid = ids[0] >= 0
-        paragraph[ids[0][valid]] = sims[0][valid]
-        examples = np.full(n, -1.0, dtype=np.float32)
+        paragraph = np.full((rows, n), -1.0, dtype=np.float32)
+        sims, ids = self.index.dense.search(vectors, n)
+        for r in range(rows):
+            valid = ids[r] >= 0
+            paragraph[r, ids[r][valid]] = sims[r][valid]
+        examples = np.full((rows, n), -1.0, dtype=np.float32)
         m = self.index.questions.ntotal if self.index.questions is not None else 0
         if m:
-            sims, ids = self.index.questions.search(vector, m)
-            valid = ids[0] >= 0
-            np.maximum.at(examples, self._owners[ids[0][valid]], sims[0][valid])
-        return paragraph, examples, sentences
+            sims, ids = self.index.questions.search(vectors, m)
+            for r in range(rows):
+                valid = ids[r] >= 0
+                np.maximum.at(examples[r], self._owners[ids[r][valid]], sims[r][valid])
+        return paragraph.mean(axis=0), examples.mean(axis=0), sentences
 
     def lexical_scores(self, query: str) -> np.ndarray:
         return self.index.lexical.scores(query)
@@ -189,7 +196,9 @@ class SearchEngine:
         start = time.perf_counter()
         q = self.validate(query, k)
         rq = self.rewriter.rewrite(q)
-        (dense, examples, sentence_sims), lexical = self.semantic_scores(rq.dense), self.lexical_scores(rq.lexical)
+        focus = question_focus(q)
+        (dense, examples, sentence_sims) = self.semantic_scores(rq.dense, self.rewriter.rewrite(focus).dense if focus else None)
+        lexical = self.lexical_scores(rq.lexical)
         fused = self.fuse(dense, lexical, examples)
         order = [int(i) for i in np.argsort(-fused, kind="stable")[:k] if fused[i] > 0]
         hits = [self._hit(i, fused[i]) for i in order]

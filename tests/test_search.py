@@ -119,3 +119,38 @@ def test_search_reports_each_hit_sentences_with_their_similarity(tiny_engine):
     assert "ramavtal är ett avtal" in best.text
     assert result.evidence.sentence_max == pytest.approx(best.similarity, abs=1e-5)
     assert set(result.sentences) == {h.paragraph_id for h in result.hits}
+
+
+def test_question_focus_is_the_question_sentence_of_a_long_message():
+    from index.query import question_focus
+
+    long = ("Hej! Vi är en liten förening i Gävle som driver ett café där folk som stått långt från jobb får "
+            "arbeta. Kommunen vill köpa tjänster av oss. Kan vi ingå ett IOP i stället? Och hur lång tid tar det?")
+    assert question_focus(long) == "Kan vi ingå ett IOP i stället? Och hur lång tid tar det?"
+    assert question_focus("Vad är IOP? Och reserverad upphandling?") is None  # short: searched as it is
+    no_mark = "Vi är ett kooperativ med tolv anställda och har aldrig lämnat anbud förut. " * 2 + "Berätta om ramavtal"
+    assert question_focus(no_mark) == "Berätta om ramavtal"  # no question mark: the last sentence
+    one = "Kan en kommun reservera en upphandling för sociala företag och i så fall hur går det till när man " \
+          "vill att bara arbetsintegrerande företag ska kunna lämna anbud på uppdraget?"
+    assert question_focus(one) is None  # nothing but the question
+
+
+def test_a_long_message_is_searched_as_the_mean_of_message_and_focus(tiny_engine):
+    import numpy as np
+
+    from index.query import question_focus
+
+    message = ("Jag jobbar på ett socialt företag med caféverksamhet och vi har länge funderat på samarbete med "
+               "kommunen kring arbetsträning och praktik. Vad gäller för direktupphandling?")
+    focus = question_focus(message)
+    assert focus == "Vad gäller för direktupphandling?"
+    both = tiny_engine.semantic_scores(message, focus)
+    alone = [tiny_engine.semantic_scores(t) for t in (message, focus)]
+    for i in range(3):
+        np.testing.assert_allclose(both[i], (alone[0][i] + alone[1][i]) / 2, atol=1e-6)
+    seen = []
+    original = tiny_engine.semantic_scores
+    tiny_engine.semantic_scores = lambda query, focus=None: seen.append(focus) or original(query, focus)
+    tiny_engine.search(message, 1)
+    tiny_engine.search("Vad gäller för direktupphandling?", 1)
+    assert seen == [focus, None]  # search passes the focus of a long message, none for a short one
