@@ -57,11 +57,13 @@ def trainable_state(model) -> dict:
 
 
 def query_copy(model):
-    """A copy of a sentence-transformers model sharing the original's word embeddings (not copied)."""
+    """A copy of a sentence-transformers model sharing the original's word embeddings and tokenizer
+    (neither is copied: the copy costs the transformer layers only)."""
     import copy
 
     embeddings = model[0].auto_model.embeddings
-    clone = copy.deepcopy(model, memo={id(embeddings): embeddings})
+    shared = [embeddings, getattr(model[0], "tokenizer", None)]  # the tokenizer's 250k vocabulary too (~300 MB)
+    clone = copy.deepcopy(model, memo={id(o): o for o in shared if o is not None})
     clone.eval()
     return clone
 

@@ -71,6 +71,9 @@ def test_a_loaded_index_queries_with_the_tuned_layers_and_keeps_paragraph_vector
     loaded = engine.embedder.encode_queries(question)
     np.testing.assert_allclose(loaded, builder.encode_queries(question), atol=1e-5)  # saved == trained
     assert float(loaded[0] @ stock.encode_queries(question)[0]) < 0.9999  # not the stock query encoder
+    stock_bert, tuned_bert = engine.embedder.model, engine.embedder._query_model
+    assert tuned_bert[0].auto_model.embeddings is stock_bert[0].auto_model.embeddings  # shared, not copied:
+    assert tuned_bert[0].tokenizer is stock_bert[0].tokenizer  # the copy costs ~90 MB, not ~470 MB
     texts = [p.text for p in engine.index.paragraphs[:3]]
     np.testing.assert_allclose(engine.embedder.encode_passages(texts), stock.encode_passages(texts), atol=1e-5)
 
