@@ -22,7 +22,10 @@ class ServiceSettings(AssistantSettings):
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
-    rasa_api_token: SecretStr | None = Field(None, description="Token of Rasa's HTTP API (make run generates one)")
+    rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
+                                             "by environment; make run generates one)")
+    inbox_transcript_cache_seconds: float = Field(30.0, ge=0, le=3600, description="How long the inbox keeps a "
+                                                  "transcript fetched from Rasa before asking again")
     webchat_secret: SecretStr | None = Field(None, description="Signs web chat session tokens (shared with Rasa's "
                                              "web chat channel; make run generates one per run when unset)")
     webchat_session_days: float = Field(30.0, gt=0, le=365, description="How long a web chat session token is "

@@ -168,16 +168,18 @@ def write_credentials(s: StackSettings) -> Path:
 
 def processes(s: StackSettings) -> list[Process]:
     python = sys.executable
-    rasa = s.rasa_venv / "bin" / "rasa"
+    rasa_python = s.rasa_venv / "bin" / "python"
     env = settings_env(s)
     credentials = write_credentials(s)
     return [
         Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health", env),
         Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health", env),
+        # bot.launch hands Rasa its API secret (ASSISTANT_RASA_API_TOKEN, from the environment) as a JWT
+        # secret inside the process: nothing secret on the command line, which every local user can read.
         Process("rasa", [
-            str(rasa), "run", "--model", str(s.rasa_model), "--endpoints", "bot/endpoints.yml",
-            "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(s.rasa_port),
-            "--enable-api", "--auth-token", s.rasa_api_token.get_secret_value() if s.rasa_api_token else "",
+            str(rasa_python), "-m", "bot.launch", "run", "--model", str(s.rasa_model), "--endpoints",
+            "bot/endpoints.yml", "--credentials", str(credentials), "--interface", s.rasa_host,
+            "--port", str(s.rasa_port), "--enable-api",
         ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
     ]
 
@@ -191,7 +193,7 @@ class Stack:
         # reach the children through their environment, never argv or a file.
         self.settings = settings.model_copy(update={
             "rasa_url": f"http://{settings.rasa_host}:{settings.rasa_port}",
-            "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(24)),
+            "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(32)),
             "webchat_secret": settings.webchat_secret or SecretStr(new_secret()),
             "rest_token": settings.rest_token or (None if is_loopback(settings.rasa_host)
                                                   else SecretStr(secrets.token_urlsafe(32))),

@@ -21,9 +21,9 @@ import hashlib
 import hmac
 import html
 import io
+import logging
 from collections import Counter
 from typing import Callable
-from urllib.parse import quote
 
 import httpx
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -32,7 +32,10 @@ from pydantic import BaseModel, Field
 
 from assistant.inbox import Inbox
 
+from .rasa_api import TranscriptCache
 from .settings import ServiceSettings
+
+log = logging.getLogger("assistant.staff")
 
 COOKIE = "inbox_session"
 
@@ -93,17 +96,19 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             return
         raise HTTPException(401, "Inloggning krävs.", headers={"WWW-Authenticate": "Bearer"})
 
+    rasa_secret = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
+    transcripts = TranscriptCache(settings.rasa_url, rasa_secret, ttl=settings.inbox_transcript_cache_seconds)
+    app.state.transcripts = transcripts
+
     def transcript(sender_id: str) -> tuple[list[Turn], str | None]:
-        params = {"token": settings.rasa_api_token.get_secret_value()} if settings.rasa_api_token else {}
         try:
-            # Sender ids carry their channel (web:…, slack:…, rest:…); encoded, so no id can change the URL.
-            url = f"{settings.rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe=':')}/tracker"
-            response = httpx.get(url, params=params, timeout=10)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            return [], f"Konversationen kunde inte hämtas från Rasa: {exc}"
+            events = transcripts.events(sender_id)
+        except (httpx.HTTPError, ValueError) as exc:
+            # The details (URL, Rasa's answer) go to the server log, not to the page.
+            log.warning("transcript of %r unavailable from Rasa: %s", sender_id, exc)
+            return [], "Konversationen kunde inte hämtas från Rasa just nu."
         turns = []
-        for event in response.json().get("events", []):
+        for event in events:
             if event.get("event") in ("user", "bot") and event.get("text"):
                 turns.append(Turn(who=event["event"], text=event["text"], time=event.get("timestamp")))
         for m in inbox().staff_messages(sender_id):

@@ -259,6 +259,13 @@ def rest_headers() -> dict:
     return {"Authorization": f"Bearer {REST_TOKEN}"}
 
 
+def rasa_api_headers(stack, conversation_id: str, role: str = "user") -> dict:
+    """Authorization for Rasa's HTTP API as the inbox sends it: a short-lived JWT for one conversation."""
+    from service.rasa_api import rasa_api_jwt
+
+    return {"Authorization": f"Bearer {rasa_api_jwt(stack.settings.rasa_api_token.get_secret_value(), conversation_id, role)}"}
+
+
 def web_sender(token: str) -> str:
     """The conversation id of a web chat session token ("<id>.<expires>.<signature>")."""
     return "web:" + token.split(".")[0]
