@@ -24,6 +24,7 @@ class ServiceSettings(AssistantSettings):
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
                                              "by environment; make run generates one)")
+    inbox_page_size: int = Field(20, ge=1, le=200, description="Requests per page of the inbox page")
     inbox_transcript_cache_seconds: float = Field(30.0, ge=0, le=3600, description="How long the inbox keeps a "
                                                   "transcript fetched from Rasa before asking again")
     webchat_secret: SecretStr | None = Field(None, description="Signs web chat session tokens (shared with Rasa's "

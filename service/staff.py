@@ -22,11 +22,10 @@ import hmac
 import html
 import io
 import logging
-from collections import Counter
 from typing import Callable
 
 import httpx
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -126,41 +125,39 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             turns.append(Turn(who="staff", text=f"{m.author}: {m.text}"))
         return turns, None
 
-    def requests_out(status: str | None = None) -> list[HandoffOut]:
-        out = []
-        for r in reversed(inbox().handoffs(status)):
-            turns, error = transcript(r.sender_id)
-            out.append(HandoffOut(**r.__dict__, transcript=turns, transcript_error=error))
-        return out
+    def request_out(r) -> HandoffOut:
+        turns, error = transcript(r.sender_id)
+        return HandoffOut(**r.__dict__, transcript=turns, transcript_error=error)
+
+    def requests_out(status: str | None = None, limit: int = 50, before: int | None = None) -> list[HandoffOut]:
+        """One page of requests, newest first; transcripts come through the cache (at most one Rasa call
+        per conversation shown and cache period)."""
+        return [request_out(r) for r in reversed(inbox().handoffs(status, limit=limit, before=before))]
 
     def reply(request_id: int, body: ReplyIn) -> ReplyOut:
-        match = [r for r in inbox().handoffs() if r.id == request_id]
-        if not match:
+        stored = inbox().reply(request_id, body.author.strip(), body.text.strip())  # message + status together
+        if stored is None:
             raise HTTPException(404, f"Ärende {request_id} finns inte.")
-        message_id = inbox().add_staff_message(match[0].sender_id, body.author.strip(), body.text.strip())
-        inbox().set_handoff_status(request_id, "answered")
-        return ReplyOut(id=message_id, sender_id=match[0].sender_id)
+        return ReplyOut(id=stored[0], sender_id=stored[1])
 
-    def gaps() -> list[Gap]:
-        counts: Counter[tuple[str, str]] = Counter()
-        last: dict[tuple[str, str], str] = {}
-        for u in inbox().unanswered():
-            key = ("unanswered", u.question.strip())
-            counts[key] += 1
-            last[key] = max(last.get(key, ""), u.created_at)
-        for f in inbox().feedback():
-            if f.rating == "bad" and f.question:
-                key = ("bad_answer", f.question.strip())
-                counts[key] += 1
-                last[key] = max(last.get(key, ""), f.created_at)
-        return [Gap(kind=k, question=q, count=n, last_seen=last[(k, q)])
-                for (k, q), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    def gaps(limit: int | None = None, offset: int = 0) -> list[Gap]:
+        return [Gap(kind=k, question=q, count=n, last_seen=last) for k, q, n, last in inbox().gaps(limit, offset)]
 
     # -- API ----------------------------------------------------------------------------------------
     @app.get("/api/inbox/requests", response_model=list[HandoffOut], tags=["staff inbox"],
              dependencies=[Depends(staff)])
-    def api_requests(status: str | None = None) -> list[HandoffOut]:
-        return requests_out(status)
+    def api_requests(status: str | None = Query(None, max_length=20), limit: int = Query(50, ge=1, le=200),
+                     before: int | None = Query(None, ge=1, le=2**62)) -> list[HandoffOut]:
+        """Newest first, `limit` per page; the next page: `before` = the last id of this one."""
+        return requests_out(status, limit, before)
+
+    @app.get("/api/inbox/requests/{request_id}", response_model=HandoffOut, tags=["staff inbox"],
+             dependencies=[Depends(staff)])
+    def api_request(request_id: int) -> HandoffOut:
+        r = inbox().handoff(request_id)
+        if r is None:
+            raise HTTPException(404, f"Ärende {request_id} finns inte.")
+        return request_out(r)
 
     @app.post("/api/inbox/requests/{request_id}/reply", response_model=ReplyOut, tags=["staff inbox"],
               dependencies=[Depends(staff)])
@@ -168,8 +165,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         return reply(request_id, body)
 
     @app.get("/api/inbox/gaps", response_model=list[Gap], tags=["staff inbox"], dependencies=[Depends(staff)])
-    def api_gaps() -> list[Gap]:
-        return gaps()
+    def api_gaps(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=2**31)) -> list[Gap]:
+        return gaps(limit, offset)
 
     @app.get("/api/inbox/gaps.csv", tags=["staff inbox"], dependencies=[Depends(staff)])
     def api_gaps_csv() -> PlainTextResponse:
@@ -190,7 +187,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-    def inbox_page(request: Request) -> HTMLResponse:
+    def inbox_page(request: Request, before: int | None = Query(None, ge=1, le=2**62)) -> HTMLResponse:
         try:
             staff(request)
         except HTTPException as exc:
@@ -202,7 +199,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         e = html.escape
         parts = ['<h1>Inkorg</h1><form method="post" action="/inbox/logout"><button type="submit">Logga ut</button>'
                  '</form><h2>Vill prata med en person</h2>']
-        requests = requests_out()
+        size = settings.inbox_page_size
+        requests = requests_out(limit=size, before=before)
         if not requests:
             parts.append("<p>Inga ärenden.</p>")
         for r in requests:
@@ -219,10 +217,14 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
                 f'användaren</label><textarea id="reply{r.id}" name="text" required maxlength="4000"></textarea>'
                 f'<label for="author{r.id}">Ditt namn</label><input id="author{r.id}" name="author" '
                 f'value="Handläggare" maxlength="100"><button type="submit">Skicka svar</button></form></section>')
+        if len(requests) == size:
+            parts.append(f'<p><a href="/inbox?before={requests[-1].id}">Äldre ärenden</a></p>')
+        if before is not None:
+            parts.append('<p><a href="/inbox">Senaste ärendena</a></p>')
         rows = "".join(f"<tr><td>{'Obesvarad' if g.kind == 'unanswered' else '👎 svar'}</td><td>{e(g.question)}</td>"
-                       f"<td>{g.count}</td><td>{e(g.last_seen)}</td></tr>" for g in gaps())
-        parts.append('<h2>Frågor som dokumenten inte täcker</h2><p><a href="/api/inbox/gaps.csv">Ladda ner som CSV</a>'
-                     '</p><table><thead><tr><th scope="col">Typ</th><th scope="col">Fråga</th><th scope="col">Antal'
+                       f"<td>{g.count}</td><td>{e(g.last_seen)}</td></tr>" for g in gaps(settings.inbox_page_size * 5))
+        parts.append('<h2>Frågor som dokumenten inte täcker</h2><p>De vanligaste; alla finns i '
+                     '<a href="/api/inbox/gaps.csv">CSV-filen</a>.</p><table><thead><tr><th scope="col">Typ</th><th scope="col">Fråga</th><th scope="col">Antal'
                      f'</th><th scope="col">Senast</th></tr></thead><tbody>{rows}</tbody></table>')
         return page("".join(parts))
 

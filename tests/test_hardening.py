@@ -133,3 +133,168 @@ def test_gaps_csv_neutralises_formulas(inbox_app):
     from service.staff import csv_cell
 
     assert csv_cell("\t=1+1") == "'\t=1+1" and csv_cell("\rx") == "'\rx" and csv_cell(3) == 3
+
+
+# -- 3. Inbox flood: limits on what users write, pages, cached transcripts -------------------------
+def test_inbox_writes_from_users_are_rate_and_length_limited(tmp_path):
+    from assistant.inbox import Inbox, InboxLimited, InboxLimits
+
+    inbox = Inbox(tmp_path / "i.sqlite3", InboxLimits(max_text_chars=100, handoffs_per_sender_hour=2,
+                                                      feedback_per_sender_hour=3, per_hour=5))
+    inbox.add_handoff("web:a", "x" * 10_000, "a@example.se" + "y" * 10_000, "sv")
+    inbox.add_handoff("web:a", "fråga två", "a@example.se", "sv")
+    with pytest.raises(InboxLimited):
+        inbox.add_handoff("web:a", "fråga tre", "a@example.se", "sv")
+    [first, second] = inbox.handoffs()
+    assert len(first.question) == 100 and len(first.contact) == 200
+    for i in range(3):
+        inbox.add_handoff(f"web:{i}", "fråga", "b@example.se", "sv")
+    with pytest.raises(InboxLimited):  # everyone together: 5 an hour
+        inbox.add_handoff("web:new", "fråga", "c@example.se", "sv")
+    assert len(inbox.handoffs()) == 5
+    for _ in range(3):
+        inbox.add_feedback("web:a", "bad", "q" * 5000, ["p"] * 50)
+    with pytest.raises(InboxLimited):
+        inbox.add_feedback("web:a", "bad", "q", [])
+    row = inbox.feedback()[0]
+    assert len(row.question) == 100 and len(row.paragraph_ids) == 10
+
+
+def test_a_refused_or_failed_hand_over_is_told_to_the_user(tmp_path, monkeypatch):
+    import asyncio
+    import sqlite3
+
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions import actions as A
+    from assistant.inbox import Inbox, InboxLimits
+    from assistant.runtime import Runtime, set_runtime
+    from assistant.settings import AssistantSettings
+
+    settings = AssistantSettings(inbox_db=tmp_path / "inbox.sqlite3", inbox_handoffs_per_sender_hour=1)
+    runtime = Runtime(settings, engine=object())
+    set_runtime(runtime)
+    try:
+        def submit(lang="sv"):
+            slots = {"language": lang, "last_question": "Hur skriver vi ett IOP-avtal?",
+                     "handoff_contact": "anna@example.se"}
+            t = Tracker("web:abc", slots, {"text": "anna@example.se", "intent": {"name": "inform"}}, [], False,
+                        None, {}, "action_listen")
+            d = CollectingDispatcher()
+            events = asyncio.run(A.ActionSubmitHandoff().run(d, t, {}))
+            return d.messages[0]["text"], events
+
+        assert "ärende 1" in submit()[0]
+        text, events = submit()  # over this conversation's limit
+        assert "redan skickat flera" in text and len(runtime.inbox.handoffs()) == 1
+        assert {e["name"] for e in events} == {"handoff_question", "handoff_contact"}
+        assert "already sent several" in submit("en")[0]
+
+        def broken(*args, **kwargs):
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(Inbox, "add_handoff", broken)
+        text, _ = submit()
+        assert "kunde inte sparas" in text and "ärende" not in text
+        assert "could not be saved" in submit("en")[0]
+    finally:
+        set_runtime(None)
+
+
+class FakeRasa:
+    """Rasa's tracker endpoint: records the requests (path, query, Authorization)."""
+
+    def __init__(self):
+        from conftest import JsonHandler, serve
+
+        calls = self.calls = []
+
+        class Handler(JsonHandler):
+            def do_GET(self):  # noqa: N802
+                calls.append({"path": self.path, "auth": self.headers.get("Authorization")})
+                sender = self.path.split("/")[2]
+                self.reply_json({"events": [{"event": "user", "text": f"fråga från {sender}", "timestamp": 1.0}]})
+
+        self.server, self.url = serve(Handler)
+
+
+def test_inbox_pages_and_caches_transcripts(inbox_app):
+    import jwt
+
+    from assistant.inbox import Inbox
+
+    rasa = FakeRasa()
+    try:
+        client, settings = inbox_app(rasa_url=rasa.url, rasa_api_token="rasa-api-secret-0123456789abcdefghij",
+                                     inbox_page_size=3)
+        inbox = Inbox(settings.inbox_db)
+        for i in range(7):
+            inbox.add_handoff(f"web:user{i}", f"fråga {i}", "a@example.se", "sv")
+        with client:
+            page = client.get("/api/inbox/requests", params={"limit": 3}, headers=bearer()).json()
+            assert [r["id"] for r in page] == [7, 6, 5]
+            assert page[0]["transcript"][0]["text"] == "fråga från web:user6"
+            older = client.get("/api/inbox/requests", params={"limit": 3, "before": 5}, headers=bearer()).json()
+            assert [r["id"] for r in older] == [4, 3, 2]
+            assert len(rasa.calls) == 6  # only the conversations shown
+            client.get("/api/inbox/requests", params={"limit": 3}, headers=bearer())
+            assert len(rasa.calls) == 6  # again within the cache period: no call to Rasa
+            html = client.get("/inbox", headers=bearer()).text
+            assert "Ärende 7 " in html and "Ärende 4 " not in html and "/inbox?before=5" in html
+            assert len(rasa.calls) == 6
+            assert client.get("/api/inbox/requests/1", headers=bearer()).json()["transcript"][0]["text"] == \
+                "fråga från web:user0"
+        # Each call names one conversation in a short-lived JWT, in the header; nothing secret in the URL.
+        for call in rasa.calls:
+            assert "token" not in call["path"] and "?" not in call["path"]
+            claims = jwt.decode(call["auth"].split()[1], "rasa-api-secret-0123456789abcdefghij", algorithms=["HS256"])
+            assert claims["user"] == {"username": call["path"].split("/")[2], "role": "user"}
+    finally:
+        rasa.server.shutdown()
+
+
+def test_gaps_are_counted_in_pages(inbox_app):
+    from assistant.inbox import Inbox
+
+    client, settings = inbox_app()
+    inbox = Inbox(settings.inbox_db)
+    for i in range(5):
+        for _ in range(i + 1):
+            inbox.add_unanswered(f"web:{i}{_}", f" fråga {i} ", "sv", None, None)
+    inbox.add_feedback("web:x", "bad", "fråga 4", [])
+    inbox.add_feedback("web:x", "good", "fråga 3", [])
+    with client:
+        first = client.get("/api/inbox/gaps", params={"limit": 2}, headers=bearer()).json()
+        rest = client.get("/api/inbox/gaps", params={"limit": 10, "offset": 2}, headers=bearer()).json()
+    assert [(g["kind"], g["question"], g["count"]) for g in first] == [("unanswered", "fråga 4", 5),
+                                                                       ("unanswered", "fråga 3", 4)]
+    assert [(g["kind"], g["question"], g["count"]) for g in rest][:1] == [("unanswered", "fråga 2", 3)]
+    assert ("bad_answer", "fråga 4", 1) in [(g["kind"], g["question"], g["count"]) for g in rest]
+
+
+# -- 7. The inbox database: WAL, and a reply stored with its status change -------------------------
+def test_inbox_uses_wal_and_a_reply_is_atomic_with_the_status(tmp_path, inbox_app):
+    import sqlite3
+
+    from assistant.inbox import Inbox
+
+    client, settings = inbox_app()
+    inbox = Inbox(settings.inbox_db)
+    with sqlite3.connect(settings.inbox_db) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    request_id = inbox.add_handoff("web:a", "fråga", "a@example.se", "sv")
+    # The status change fails (a trigger stands in for a crash or a locked row): the reply is not kept either.
+    with sqlite3.connect(settings.inbox_db) as db:
+        db.execute("CREATE TRIGGER no_answer BEFORE UPDATE ON handoff_requests "
+                   "BEGIN SELECT RAISE(ABORT, 'status locked'); END")
+    with client, pytest.raises(sqlite3.IntegrityError):
+        client.post(f"/api/inbox/requests/{request_id}/reply", json={"text": "Hej!"}, headers=bearer())
+    assert inbox.staff_messages("web:a") == [] and inbox.handoffs()[0].status == "open"
+    with sqlite3.connect(settings.inbox_db) as db:
+        db.execute("DROP TRIGGER no_answer")
+    with client:
+        r = client.post(f"/api/inbox/requests/{request_id}/reply", json={"text": "Hej!"}, headers=bearer())
+        assert r.json()["sender_id"] == "web:a"
+        assert client.post("/api/inbox/requests/999/reply", json={"text": "Hej!"}, headers=bearer()).status_code == 404
+    assert [m.text for m in inbox.staff_messages("web:a")] == ["Hej!"] and inbox.handoffs()[0].status == "answered"
