@@ -20,7 +20,12 @@ class ServiceSettings(AssistantSettings):
                                     "socket.io channel (as the user's browser sees it)")
     web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
-    inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
+    inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind an HTTPS "
+                                      "proxy; requests that arrive over https get it anyway)")
+    inbox_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="A staff login lasts this long (logout "
+                                       "and a restart of the service end it sooner)")
+    inbox_login_failures: int = Field(5, ge=1, le=1000, description="Wrong inbox tokens one client address may "
+                                      "send in 15 minutes before it has to wait")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
                                              "by environment; make run generates one)")

@@ -22,6 +22,10 @@ import hmac
 import html
 import io
 import logging
+import math
+import secrets
+import threading
+import time
 from typing import Callable
 
 import httpx
@@ -85,26 +89,118 @@ def csv_cell(value: object) -> object:
     return value
 
 
-def _cookie_value(token: str) -> str:
-    return hashlib.sha256(("inbox:" + token).encode()).hexdigest()
+class StaffSessions:
+    """Server-side staff sessions: the cookie is a random value (only its hash is kept), valid for
+    ``hours`` after login, revoked by logout; a restart of the service logs everyone out."""
+
+    def __init__(self, hours: float, max_sessions: int = 1000):
+        self.ttl, self.max_sessions = hours * 3600, max_sessions
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(cookie: str) -> str:
+        return hashlib.sha256(cookie.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def create(self) -> str:
+        cookie = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            self._expiry = {k: t for k, t in self._expiry.items() if t > now}
+            while len(self._expiry) >= self.max_sessions:  # the oldest session goes first
+                self._expiry.pop(min(self._expiry, key=self._expiry.get))
+            self._expiry[self._key(cookie)] = now + self.ttl
+        return cookie
+
+    def valid(self, cookie: str) -> bool:
+        if not cookie:
+            return False
+        with self._lock:
+            expiry = self._expiry.get(self._key(cookie))
+            if expiry is not None and expiry <= time.monotonic():
+                self._expiry.pop(self._key(cookie), None)
+                return False
+            return expiry is not None
+
+    def revoke(self, cookie: str) -> None:
+        with self._lock:
+            self._expiry.pop(self._key(cookie), None)
+
+
+class LoginThrottle:
+    """At most ``failures`` wrong tokens per client address within ``window`` seconds (in memory)."""
+
+    def __init__(self, failures: int, window: float = 900.0, max_addresses: int = 10_000):
+        self.failures, self.window, self.max_addresses = failures, window, max_addresses
+        self._seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._seen.get(address, []) if now - t < self.window]
+        if times:
+            self._seen[address] = times
+        else:
+            self._seen.pop(address, None)
+        return times
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until this address may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(address, now)
+            return int(self.window - (now - times[0])) + 1 if len(times) >= self.failures else 0
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if address not in self._seen and len(self._seen) >= self.max_addresses:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen.setdefault(address, []).append(now)
+            self._recent(address, now)
+
+
+def same_token(given: str, expected: str) -> bool:
+    """Constant-time comparison of bytes (any text, non-ASCII included, compares without an error)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[], Inbox]) -> None:
+    sessions = StaffSessions(settings.inbox_session_hours)
+    throttle = LoginThrottle(settings.inbox_login_failures)
+
     def token() -> str:
         if settings.inbox_token is None or not settings.inbox_token.get_secret_value():
             raise HTTPException(503, "Inkorgen är avstängd: sätt ASSISTANT_INBOX_TOKEN.")
         return settings.inbox_token.get_secret_value()
 
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def refuse_if_throttled(request: Request) -> None:
+        wait = throttle.retry_after(address(request))
+        if wait:
+            raise HTTPException(429, "För många felaktiga inloggningar; försök igen senare.",
+                                headers={"Retry-After": str(wait)})
+
     def staff(request: Request) -> None:
-        """Bearer token or the page's cookie; anything else is refused (401)."""
+        """Bearer token or the page's session cookie; anything else is refused (401)."""
         expected = token()
+        if sessions.valid(request.cookies.get(COOKIE, "")):
+            return
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip(), expected):
-            return
-        cookie = request.cookies.get(COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, _cookie_value(expected)):
-            return
+        if auth.lower().startswith("bearer "):
+            refuse_if_throttled(request)
+            if same_token(auth[7:].strip(), expected):
+                return
+            throttle.failed(address(request))
         raise HTTPException(401, "Inloggning krävs.", headers={"WWW-Authenticate": "Bearer"})
+
+    def same_origin(request: Request) -> None:
+        """State-changing page routes: a browser's Origin, when sent, must be this service's own."""
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin != own:
+            raise HTTPException(403, "Förfrågan kom från en annan webbplats.")
 
     rasa_secret = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
     transcripts = TranscriptCache(settings.rasa_url, rasa_secret, ttl=settings.inbox_transcript_cache_seconds)
@@ -228,22 +324,29 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
                      f'</th><th scope="col">Senast</th></tr></thead><tbody>{rows}</tbody></table>')
         return page("".join(parts))
 
-    @app.post("/inbox/login", include_in_schema=False)
-    def login(token_value: str = Form(..., alias="token")) -> RedirectResponse:
-        if not hmac.compare_digest(token_value.strip(), token()):
+    @app.post("/inbox/login", include_in_schema=False, dependencies=[Depends(same_origin)])
+    def login(request: Request, token_value: str = Form(..., alias="token", max_length=1000)) -> RedirectResponse:
+        expected = token()
+        refuse_if_throttled(request)
+        if not same_token(token_value.strip(), expected):
+            throttle.failed(address(request))
             return RedirectResponse("/inbox?fel=1", status_code=303)
         response = RedirectResponse("/inbox", status_code=303)
-        response.set_cookie(COOKIE, _cookie_value(token()), httponly=True, samesite="strict", path="/",
-                            secure=settings.inbox_secure_cookie)
+        response.set_cookie(COOKIE, sessions.create(), max_age=math.ceil(settings.inbox_session_hours * 3600),
+                            httponly=True, samesite="strict", path="/",
+                            secure=settings.inbox_secure_cookie or request.url.scheme == "https")
         return response
 
-    @app.post("/inbox/logout", include_in_schema=False)
-    def logout() -> RedirectResponse:
+    @app.post("/inbox/logout", include_in_schema=False, dependencies=[Depends(same_origin)])
+    def logout(request: Request) -> RedirectResponse:
+        sessions.revoke(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/inbox", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=settings.inbox_secure_cookie or request.url.scheme == "https")
         return response
 
-    @app.post("/inbox/requests/{request_id}/reply", include_in_schema=False, dependencies=[Depends(staff)])
+    @app.post("/inbox/requests/{request_id}/reply", include_in_schema=False,
+              dependencies=[Depends(same_origin), Depends(staff)])
     def page_reply(request_id: int, text: str = Form(...), author: str = Form("Handläggare")) -> RedirectResponse:
         try:
             body = ReplyIn(text=text, author=author or "Handläggare")

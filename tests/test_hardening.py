@@ -298,3 +298,73 @@ def test_inbox_uses_wal_and_a_reply_is_atomic_with_the_status(tmp_path, inbox_ap
         assert r.json()["sender_id"] == "web:a"
         assert client.post("/api/inbox/requests/999/reply", json={"text": "Hej!"}, headers=bearer()).status_code == 404
     assert [m.text for m in inbox.staff_messages("web:a")] == ["Hej!"] and inbox.handoffs()[0].status == "answered"
+
+
+# -- 4. Staff login: random server-side sessions, revoked on logout, throttled --------------------
+def login(client, token=STAFF, **headers):
+    return client.post("/inbox/login", data={"token": token}, headers=headers, follow_redirects=False)
+
+
+def test_staff_sessions_are_random_revocable_and_flagged(inbox_app):
+    import hashlib
+
+    client, _ = inbox_app()
+    with client:
+        first, second = login(client), login(client)
+        assert first.status_code == second.status_code == 303
+        cookie = first.cookies["inbox_session"]
+        assert cookie != second.cookies["inbox_session"]  # a new random session each time
+        assert cookie != hashlib.sha256(("inbox:" + STAFF).encode()).hexdigest() and STAFF not in cookie
+        flags = first.headers["set-cookie"].lower()
+        assert "httponly" in flags and "samesite=strict" in flags and "max-age=43200" in flags
+        assert "secure" not in flags  # plain http, setting off
+        client.cookies.clear()
+        assert client.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 200
+        out = client.post("/inbox/logout", cookies={"inbox_session": cookie}, follow_redirects=False)
+        assert out.status_code == 303
+        client.cookies.clear()
+        # The old cookie, sent again after logout, opens nothing; the other session still works.
+        assert client.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 401
+        assert client.get("/api/inbox/gaps", cookies={"inbox_session": second.cookies["inbox_session"]}).status_code == 200
+
+
+def test_staff_cookie_is_secure_over_https_and_expires(inbox_app):
+    from fastapi.testclient import TestClient
+
+    client, _ = inbox_app(inbox_session_hours=0.5 / 3600)
+    with TestClient(client.app, base_url="https://inbox.example") as https:
+        r = login(https)
+        assert r.status_code == 303, r.text
+        assert "secure" in r.headers["set-cookie"].lower()
+        cookie = r.cookies["inbox_session"]
+        https.cookies.clear()
+        assert https.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 200
+        time.sleep(0.7)
+        assert https.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 401  # expired
+    client2, _ = inbox_app(inbox_secure_cookie=True)
+    with client2:
+        assert "secure" in login(client2).headers["set-cookie"].lower()
+
+
+def test_failed_logins_are_throttled_and_non_ascii_tokens_are_refused_not_500(inbox_app):
+    client, _ = inbox_app(inbox_login_failures=3)
+    with client:
+        assert login(client, "fel-nyckel-åäö-😀").headers["location"] == "/inbox?fel=1"
+        assert client.get("/api/inbox/gaps", headers={"Authorization": "Bearer åäö".encode()}).status_code == 401
+        assert client.get("/api/inbox/gaps", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        # Three wrong tokens from this address: now even the right one waits.
+        r = login(client)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+        assert client.get("/api/inbox/gaps", headers=bearer()).status_code == 429
+    other, _ = inbox_app(inbox_token="nyckel-med-åäö-0123456789")
+    with other:
+        assert login(other, "nyckel-med-åäö-0123456789").status_code == 303
+        assert other.get("/api/inbox/gaps", headers={"Authorization": "Bearer nyckel-med-åäö-0123456789".encode()}
+                         ).status_code == 200
+
+
+def test_state_changing_inbox_routes_refuse_other_origins(inbox_app):
+    client, _ = inbox_app()
+    with client:
+        assert login(client, Origin="https://evil.example").status_code == 403
+        assert login(client, Origin="http://testserver").status_code == 303
