@@ -348,8 +348,11 @@ def test_teams_refuses_requests_that_are_not_signed_by_the_bot_framework(stack, 
         "other issuer": {"Authorization": f"Bearer {fake_microsoft.token(iss='https://evil.example')}"},
         "expired": {"Authorization": f"Bearer {fake_microsoft.token(exp=int(time.time()) - 3600)}"},
         "other service": {"Authorization": f"Bearer {fake_microsoft.token(serviceurl='https://evil.example')}"},
+        "no serviceurl": {"Authorization": f"Bearer {fake_microsoft.token(serviceurl=None)}"},
     }
     for name, headers in bad.items():
         response = httpx.post(url, json=activity, headers=headers, timeout=30)
         assert response.status_code == 401, (name, response.status_code, response.text)
     assert len(fake_microsoft.activities) == before
+
+

@@ -6,7 +6,9 @@ against the real stack (fixtures in conftest.py).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -368,3 +370,65 @@ def test_state_changing_inbox_routes_refuse_other_origins(inbox_app):
     with client:
         assert login(client, Origin="https://evil.example").status_code == 403
         assert login(client, Origin="http://testserver").status_code == 303
+
+
+# -- 5. Teams: the JWT validator called directly (in Rasa's environment, against a local fake Microsoft) --
+VALIDATOR_SCRIPT = r"""
+import asyncio, json, sys
+from bot.connectors.teams import JwtValidator
+
+cases = json.load(sys.stdin)
+
+async def main():
+    out = {}
+    for name, case in cases.items():
+        validator = JwtValidator(case["app_id"], case["openid"])
+        reasons = []
+        for token in case["tokens"]:
+            reasons.append(await validator.validate(f"Bearer {token}", case["service_url"]))
+        out[name] = reasons
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def validate_in_rasa_env(cases: dict) -> dict:
+    python = ROOT / ".venv-rasa" / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"Rasa is not installed at {python.parent.parent}: run `make rasa-env`")
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(python), "-c", VALIDATOR_SCRIPT], input=json.dumps(cases), capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_teams_validator_requires_serviceurl_limits_refetches_and_pins_the_issuer():
+    from conftest import TEAMS_APP_ID, FakeMicrosoft
+
+    fake, no_issuer = FakeMicrosoft(), FakeMicrosoft()
+    no_issuer.issuer = None
+    try:
+        def case(f, tokens, service_url=None):
+            return {"app_id": TEAMS_APP_ID, "openid": f.url + "/openid", "tokens": tokens,
+                    "service_url": service_url or f.url}
+
+        out = validate_in_rasa_env({
+            "good": case(fake, [fake.token(), fake.token(serviceurl=fake.url + "/")]),
+            "no serviceurl": case(fake, [fake.token(serviceurl=None)]),
+            "other serviceurl": case(fake, [fake.token()], service_url="https://evil.example"),
+            "random kids": case(fake, [fake.token(kid=f"random-{i}") for i in range(20)] + [fake.token()]),
+            "no issuer": case(no_issuer, [no_issuer.token(), no_issuer.token(iss="https://evil.example")]),
+        })
+    finally:
+        fake.server.shutdown()
+        no_issuer.server.shutdown()
+    assert out["good"] == [None, None]
+    assert out["no serviceurl"] == ["Token has no serviceurl claim."]
+    assert out["other serviceurl"] == ["Token was issued for another service URL."]
+    assert out["random kids"][:20] == ["Unknown signing key."] * 20 and out["random kids"][20] is None
+    # good: 1 fetch; other serviceurl: 1; random kids: 1 at first + at most 1 forced (not one per unknown kid)
+    assert fake.key_fetches <= 4
+    assert out["no issuer"] == ["Signing keys unavailable.", "Signing keys unavailable."]  # fails closed
+
