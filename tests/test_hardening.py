@@ -432,3 +432,25 @@ def test_teams_validator_requires_serviceurl_limits_refetches_and_pins_the_issue
     assert fake.key_fetches <= 4
     assert out["no issuer"] == ["Signing keys unavailable.", "Signing keys unavailable."]  # fails closed
 
+
+# -- 6. Slack: a retried event is processed once ---------------------------------------------------
+SEEN_SCRIPT = r"""
+import json
+from bot.connectors.slack import SeenEvents
+
+seen = SeenEvents(ttl=60, max_entries=3)
+out = [seen.first_time("a", now=0), seen.first_time("a", now=10), seen.first_time("b", now=20),
+       seen.first_time("a", now=61),  # a's entry expired: a delivery an hour later is new
+       seen.first_time("c", now=62), seen.first_time("d", now=63), seen.first_time("e", now=64),
+       seen.first_time("b", now=65)]  # b was dropped to keep at most 3 entries
+print(json.dumps(out))
+"""
+
+
+def test_slack_seen_events_expire_and_stay_bounded():
+    python = ROOT / ".venv-rasa" / "bin" / "python"
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(python), "-c", SEEN_SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, False, True, True, True, True, True, True]
