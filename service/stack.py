@@ -49,6 +49,9 @@ class StackSettings(ServiceSettings):
     teams_login_url: str = Field("https://login.microsoftonline.com", description="Microsoft identity platform host")
     rest_token: SecretStr | None = Field(None, description="Bearer token the REST channel requires; unset = REST "
                                          "answers only this machine while Rasa listens on a loopback address")
+    webchat_allowed_origins: str | None = Field(None, description="Comma-separated browser origins that may open "
+                                                "the web chat socket; unset = the page's own origin "
+                                                "(http://ASSISTANT_HOST:ASSISTANT_PORT, and localhost for 127.0.0.1)")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest message any channel passes to Rasa")
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     teams_openid_configuration_url: str = Field(
@@ -128,6 +131,16 @@ def settings_env(s: StackSettings) -> dict[str, str]:
     return env
 
 
+def webchat_origins(s: StackSettings) -> list[str]:
+    """Who may open the web chat's socket: the configured origins, else the page's own origin."""
+    if s.webchat_allowed_origins:
+        return [o.strip().rstrip("/") for o in s.webchat_allowed_origins.split(",") if o.strip()]
+    origins = [f"http://{s.host}:{s.port}"]
+    if s.host in ("127.0.0.1", "localhost"):
+        origins += [f"http://{h}:{s.port}" for h in ("127.0.0.1", "localhost") if h != s.host]
+    return origins
+
+
 def write_credentials(s: StackSettings) -> Path:
     """Rasa's channel configuration: REST and web chat always, Slack and Teams when their credentials are set.
 
@@ -140,7 +153,7 @@ def write_credentials(s: StackSettings) -> Path:
     channels: dict = {
         "bot.connectors.rest.GuardedRestInput": rest,
         "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
-                                                "cors_allowed_origins": "*",
+                                                "cors_allowed_origins": ",".join(webchat_origins(s)),
                                                 "session_secret": "${ASSISTANT_WEBCHAT_SECRET}",
                                                 "session_days": s.webchat_session_days,
                                                 "max_body_bytes": s.max_body_bytes, **limits},
@@ -258,7 +271,7 @@ class Stack:
             f"Chat (Rasa REST):   POST http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/webhook "
             '{"sender": "me", "message": "Vad är IOP?"}'
             + ("   (Authorization: Bearer $ASSISTANT_REST_TOKEN)" if s.rest_token else "   (from this machine only)"),
-            f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",
+            f"Search API:         http://{s.host}:{s.port}/api/search   (schema: http://{s.host}:{s.port}/openapi.json)",
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
             f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
             f"Staff inbox:        http://{s.host}:{s.port}/inbox   "

@@ -41,6 +41,9 @@ from .settings import ServiceSettings
 log = logging.getLogger("assistant.staff")
 
 COOKIE = "inbox_session"
+# The inbox page: its own stylesheet, forms to itself, nothing else; never inside a frame.
+INBOX_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'none'")
 
 
 class Turn(BaseModel):
@@ -280,7 +283,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             '<!doctype html><html lang="sv"><head><meta charset="utf-8"><meta name="viewport" '
             'content="width=device-width, initial-scale=1"><title>Inkorg – Upphandlingsassistenten</title>'
             '<link rel="stylesheet" href="/static/inbox.css"></head><body><main>' + body + "</main></body></html>",
-            status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+            status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                         "Content-Security-Policy": INBOX_POLICY})
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     def inbox_page(request: Request, before: int | None = Query(None, ge=1, le=2**62)) -> HTMLResponse:

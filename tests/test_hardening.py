@@ -454,3 +454,69 @@ def test_slack_seen_events_expire_and_stay_bounded():
                           env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, False, True, True, True, True, True, True]
+
+
+# -- 7. The web service's pages: files, docs, CSP; the web chat socket's origins ------------------
+@pytest.fixture
+def web_dir(tmp_path):
+    web = tmp_path / "web"
+    for name, text in {"index.html": "<!doctype html><title>chat</title>", "chat.js": "//", "chat.css": "",
+                       "vendor/socket.io.min.js": "//", "package.json": "{}", "package-lock.json": "{}",
+                       "node_modules/socket.io-client/package.json": "{}", "node_modules/x/dist/x.js": "//",
+                       ".env": "SECRET=1"}.items():
+        (web / name).parent.mkdir(parents=True, exist_ok=True)
+        (web / name).write_text(text, encoding="utf-8")
+    return web
+
+
+def test_static_serves_the_pages_files_only(inbox_app, web_dir):
+    client, _ = inbox_app(web_dir=web_dir)
+    with client:
+        for ok in ("/static/chat.js", "/static/chat.css", "/static/vendor/socket.io.min.js"):
+            assert client.get(ok).status_code == 200, ok
+        for hidden in ("/static/node_modules/socket.io-client/package.json", "/static/node_modules/x/dist/x.js",
+                       "/static/package.json", "/static/package-lock.json", "/static/.env",
+                       "/static/vendor/../node_modules/x/dist/x.js"):
+            assert client.get(hidden).status_code == 404, hidden
+
+
+def test_docs_are_off_by_default_and_html_pages_have_a_csp(inbox_app, web_dir):
+    client, _ = inbox_app(web_dir=web_dir, webchat_socket_url="https://chat.example.se")
+    with client:
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
+        for path in ("/", "/inbox"):
+            r = client.get(path)
+            policy = r.headers["content-security-policy"]
+            assert "script-src 'self'" in policy or "default-src 'none'" in policy, path
+            assert "cdn" not in policy and "unsafe-inline" not in policy, path
+        assert "connect-src 'self' https://chat.example.se wss://chat.example.se" in \
+            client.get("/").headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in client.get("/inbox").headers["content-security-policy"]
+        assert "content-security-policy" not in client.get("/static/chat.js").headers
+    docs, _ = inbox_app(api_docs=True)
+    with docs:
+        assert docs.get("/docs").status_code == 200  # on request, with its own (CDN) policy
+
+
+def test_the_web_chat_socket_accepts_the_pages_origin_only(tmp_path):
+    import yaml
+
+    from service.stack import write_credentials
+
+    channels = yaml.safe_load(write_credentials(stack_settings(tmp_path, port=8123)).read_text(encoding="utf-8"))
+    origins = channels["bot.connectors.webchat.WebChatInput"]["cors_allowed_origins"]
+    assert origins == "http://127.0.0.1:8123,http://localhost:8123"
+    configured = stack_settings(tmp_path, webchat_allowed_origins="https://www.kommun.se, https://chat.kommun.se/")
+    assert yaml.safe_load(write_credentials(configured).read_text(encoding="utf-8"))[
+        "bot.connectors.webchat.WebChatInput"]["cors_allowed_origins"] == "https://www.kommun.se,https://chat.kommun.se"
+    assert "*" not in (ROOT / "docker" / "credentials.yml").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_the_running_web_chat_socket_refuses_other_origins(stack):
+    base = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/socket.io/?EIO=4&transport=polling"
+    page = f"http://{stack.settings.host}:{stack.settings.port}"
+    assert httpx.get(base, headers={"Origin": "https://evil.example"}, timeout=30).status_code == 400
+    ok = httpx.get(base, headers={"Origin": page}, timeout=30)
+    assert ok.status_code == 200 and ok.headers.get("access-control-allow-origin") == page
