@@ -98,6 +98,7 @@ class StaffSessions:
 
     def __init__(self, hours: float, max_sessions: int = 1000):
         self.ttl, self.max_sessions = hours * 3600, max_sessions
+        self.clock = time.monotonic
         self._expiry: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -107,7 +108,7 @@ class StaffSessions:
 
     def create(self) -> str:
         cookie = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             self._expiry = {k: t for k, t in self._expiry.items() if t > now}
             while len(self._expiry) >= self.max_sessions:  # the oldest session goes first
@@ -120,7 +121,7 @@ class StaffSessions:
             return False
         with self._lock:
             expiry = self._expiry.get(self._key(cookie))
-            if expiry is not None and expiry <= time.monotonic():
+            if expiry is not None and expiry <= self.clock():
                 self._expiry.pop(self._key(cookie), None)
                 return False
             return expiry is not None
@@ -168,7 +169,7 @@ def same_token(given: str, expected: str) -> bool:
 
 
 def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[], Inbox]) -> None:
-    sessions = StaffSessions(settings.inbox_session_hours)
+    sessions = app.state.staff_sessions = StaffSessions(settings.inbox_session_hours)
     throttle = LoginThrottle(settings.inbox_login_failures)
 
     def token() -> str:

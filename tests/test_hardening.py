@@ -333,7 +333,9 @@ def test_staff_sessions_are_random_revocable_and_flagged(inbox_app):
 def test_staff_cookie_is_secure_over_https_and_expires(inbox_app):
     from fastapi.testclient import TestClient
 
-    client, _ = inbox_app(inbox_session_hours=0.5 / 3600)
+    client, _ = inbox_app(inbox_session_hours=10 / 3600)
+    clock = [1000.0]  # the sessions' clock, moved by the test (no sleeping, no timing flakes)
+    client.app.state.staff_sessions.clock = lambda: clock[0]
     with TestClient(client.app, base_url="https://inbox.example") as https:
         r = login(https)
         assert r.status_code == 303, r.text
@@ -341,7 +343,9 @@ def test_staff_cookie_is_secure_over_https_and_expires(inbox_app):
         cookie = r.cookies["inbox_session"]
         https.cookies.clear()
         assert https.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 200
-        time.sleep(0.7)
+        clock[0] += 9
+        assert https.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 200
+        clock[0] += 2
         assert https.get("/api/inbox/gaps", cookies={"inbox_session": cookie}).status_code == 401  # expired
     client2, _ = inbox_app(inbox_secure_cookie=True)
     with client2:
