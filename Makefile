@@ -61,7 +61,7 @@ run: index rasa-env train web
 
 # Only the knowledge service (search API), as in issue 2.
 serve-search: index
-	@echo "Search API: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search   docs: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/docs"
+	@echo "Search API: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/api/search   schema: http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)/openapi.json"
 	$(BIN)/python -m service
 
 # Browser tests drive Debian's chromium (Playwright's own browser download cannot work offline).

@@ -20,6 +20,7 @@ from rasa_sdk.types import DomainDict
 
 from assistant import texts
 from assistant.answer import Answer, Citation, message
+from assistant.inbox import InboxLimited
 from assistant.language import SWEDISH, detect_language
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
@@ -113,6 +114,8 @@ def log_unanswered(tracker: Tracker, answer: Answer) -> None:
     try:
         get_runtime().inbox.add_unanswered(tracker.sender_id, answer.question, answer.language,
                                            answer.evidence.dense_max, answer.evidence.lexical_max)
+    except InboxLimited as exc:
+        log.warning("unanswered question not stored: %s", exc)
     except Exception:  # the user still gets the answer; staff lose one row
         log.exception("could not store an unanswered question")
 
@@ -253,8 +256,13 @@ class ActionFeedback(Action):
         target = ((tracker.latest_message.get("metadata") or {}).get("feedback_for") or {})
         question = target.get("question") or tracker.get_slot("last_question")
         ids = target.get("paragraph_ids") or list(tracker.get_slot("cited_ids") or [])
-        get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
-                                         [str(i) for i in ids][:10])
+        try:
+            get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
+                                             [str(i) for i in ids][:10])
+        except InboxLimited as exc:  # a flood of ratings: thanked, not stored
+            log.warning("feedback not stored: %s", exc)
+        except Exception:
+            log.exception("could not store feedback")
         dispatcher.utter_message(text=texts.feedback_thanks(language(tracker), good))
         return []
 
@@ -418,9 +426,19 @@ class ActionSubmitHandoff(Action):
         lang = language(tracker)
         question = tracker.get_slot("handoff_question") or tracker.get_slot("last_question") or ""
         contact = tracker.get_slot("handoff_contact")
-        reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang)
+        clear = [SlotSet("handoff_question", None), SlotSet("handoff_contact", None)]
+        try:
+            reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang)
+        except InboxLimited as exc:
+            log.warning("hand-over refused: %s", exc)
+            dispatcher.utter_message(text=texts.handoff_limited(lang))
+            return clear
+        except Exception:  # the user must know the request did not reach anyone
+            log.exception("could not store a hand-over request")
+            dispatcher.utter_message(text=texts.handoff_failed(lang))
+            return clear
         dispatcher.utter_message(text=texts.handoff_confirmed(lang, contact, reference))
-        return [SlotSet("handoff_question", None), SlotSet("handoff_contact", None)]
+        return clear
 
 
 # -- every message -------------------------------------------------------------------------------

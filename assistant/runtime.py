@@ -45,7 +45,7 @@ class Runtime:
     def inbox(self):
         from .inbox import Inbox
 
-        return Inbox(self.settings.inbox_db)
+        return Inbox(self.settings.inbox_db, self.settings.inbox_limits())
 
 
 _runtime: Runtime | None = None

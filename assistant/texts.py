@@ -145,6 +145,22 @@ def handoff_confirmed(language: str, contact: str, reference: int) -> str:
     return (f"Tack! Din fråga är vidarebefordrad (ärende {reference}). En person hör av sig till dig på {contact}.")
 
 
+def handoff_limited(language: str) -> str:
+    if _en(language):
+        return ("You have already sent several requests to talk to a person in the last hour; staff will get back "
+                "to you. Please wait before sending another one.")
+    return ("Du har redan skickat flera förfrågningar om att prata med en person den senaste timmen; personalen "
+            "hör av sig. Vänta en stund innan du skickar en till.")
+
+
+def handoff_failed(language: str) -> str:
+    if _en(language):
+        return ("Something went wrong on my side and your request could not be saved. Please try again in a "
+                "while, or contact the hub directly.")
+    return ("Något gick fel hos mig och din förfrågan kunde inte sparas. Försök igen om en stund, eller kontakta "
+            "oss direkt.")
+
+
 def invalid_contact(language: str) -> str:
     if _en(language):
         return "That does not look like an e-mail address or phone number. Please write one of them."

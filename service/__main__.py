@@ -10,7 +10,8 @@ from .settings import get_service_settings
 
 def main() -> None:
     settings = get_service_settings()
-    print(f"Kunskapstjänsten startar på http://{settings.host}:{settings.port}  (API-dokumentation: /docs)", flush=True)
+    docs = "/docs" if settings.api_docs else "/openapi.json"
+    print(f"Kunskapstjänsten startar på http://{settings.host}:{settings.port}  (API-dokumentation: {docs})", flush=True)
     # ws="none": the service has no websocket routes, and the websockets release that rasa-sdk's
     # sanic needs (10.x) is older than what uvicorn's websocket support imports.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, ws="none")

@@ -4,7 +4,7 @@
     GET  /api/documents              the documents in the index
     GET  /api/paragraphs/{id}        one paragraph with its neighbours
     GET  /health                     ready or not, and why
-    GET  /docs, /openapi.json        OpenAPI documentation
+    GET  /openapi.json               OpenAPI schema (/docs, the interactive page, with ASSISTANT_API_DOCS=true)
 
 The model and the index load once, at start-up, in the background; until they are ready (or if
 they cannot load) the API answers 503 with the reason and the command that fixes it.
@@ -28,7 +28,7 @@ from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
 
-from .limits import BodyLimit
+from .limits import BodyLimit, SecurityHeaders, content_security_policy
 from .settings import ServiceSettings, get_service_settings
 
 log = logging.getLogger("assistant.service")
@@ -108,8 +108,12 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         description="Search the paragraphs of the assistant's source documents (IOP, reserved contracts, "
         "framework agreements, thresholds). Every hit is a quotable paragraph with its document and year.",
         lifespan=lifespan,
+        # FastAPI's /docs page loads Swagger UI from a CDN (no package here ships it): off unless asked for.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url=None,
     )
     app.state.engine_holder = holder
+    app.add_middleware(SecurityHeaders, policy=content_security_policy(settings.webchat_socket_url))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

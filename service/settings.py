@@ -18,11 +18,22 @@ class ServiceSettings(AssistantSettings):
     log_level: str = Field("info", description="uvicorn log level")
     webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
                                     "socket.io channel (as the user's browser sees it)")
+    api_docs: bool = Field(False, description="Serve the interactive API docs at /docs (they load Swagger UI from "
+                           "a CDN); /openapi.json is always served")
     web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
-    inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind HTTPS)")
+    inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind an HTTPS "
+                                      "proxy; requests that arrive over https get it anyway)")
+    inbox_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="A staff login lasts this long (logout "
+                                       "and a restart of the service end it sooner)")
+    inbox_login_failures: int = Field(5, ge=1, le=1000, description="Wrong inbox tokens one client address may "
+                                      "send in 15 minutes before it has to wait")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
-    rasa_api_token: SecretStr | None = Field(None, description="Token of Rasa's HTTP API (make run generates one)")
+    rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
+                                             "by environment; make run generates one)")
+    inbox_page_size: int = Field(20, ge=1, le=200, description="Requests per page of the inbox page")
+    inbox_transcript_cache_seconds: float = Field(30.0, ge=0, le=3600, description="How long the inbox keeps a "
+                                                  "transcript fetched from Rasa before asking again")
     webchat_secret: SecretStr | None = Field(None, description="Signs web chat session tokens (shared with Rasa's "
                                              "web chat channel; make run generates one per run when unset)")
     webchat_session_days: float = Field(30.0, gt=0, le=365, description="How long a web chat session token is "

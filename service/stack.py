@@ -49,6 +49,9 @@ class StackSettings(ServiceSettings):
     teams_login_url: str = Field("https://login.microsoftonline.com", description="Microsoft identity platform host")
     rest_token: SecretStr | None = Field(None, description="Bearer token the REST channel requires; unset = REST "
                                          "answers only this machine while Rasa listens on a loopback address")
+    webchat_allowed_origins: str | None = Field(None, description="Comma-separated browser origins that may open "
+                                                "the web chat socket; unset = the page's own origin "
+                                                "(http://ASSISTANT_HOST:ASSISTANT_PORT, and localhost for 127.0.0.1)")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest message any channel passes to Rasa")
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     teams_openid_configuration_url: str = Field(
@@ -128,6 +131,16 @@ def settings_env(s: StackSettings) -> dict[str, str]:
     return env
 
 
+def webchat_origins(s: StackSettings) -> list[str]:
+    """Who may open the web chat's socket: the configured origins, else the page's own origin."""
+    if s.webchat_allowed_origins:
+        return [o.strip().rstrip("/") for o in s.webchat_allowed_origins.split(",") if o.strip()]
+    origins = [f"http://{s.host}:{s.port}"]
+    if s.host in ("127.0.0.1", "localhost"):
+        origins += [f"http://{h}:{s.port}" for h in ("127.0.0.1", "localhost") if h != s.host]
+    return origins
+
+
 def write_credentials(s: StackSettings) -> Path:
     """Rasa's channel configuration: REST and web chat always, Slack and Teams when their credentials are set.
 
@@ -140,7 +153,7 @@ def write_credentials(s: StackSettings) -> Path:
     channels: dict = {
         "bot.connectors.rest.GuardedRestInput": rest,
         "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
-                                                "cors_allowed_origins": "*",
+                                                "cors_allowed_origins": ",".join(webchat_origins(s)),
                                                 "session_secret": "${ASSISTANT_WEBCHAT_SECRET}",
                                                 "session_days": s.webchat_session_days,
                                                 "max_body_bytes": s.max_body_bytes, **limits},
@@ -168,16 +181,18 @@ def write_credentials(s: StackSettings) -> Path:
 
 def processes(s: StackSettings) -> list[Process]:
     python = sys.executable
-    rasa = s.rasa_venv / "bin" / "rasa"
+    rasa_python = s.rasa_venv / "bin" / "python"
     env = settings_env(s)
     credentials = write_credentials(s)
     return [
         Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health", env),
         Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health", env),
+        # bot.launch hands Rasa its API secret (ASSISTANT_RASA_API_TOKEN, from the environment) as a JWT
+        # secret inside the process: nothing secret on the command line, which every local user can read.
         Process("rasa", [
-            str(rasa), "run", "--model", str(s.rasa_model), "--endpoints", "bot/endpoints.yml",
-            "--credentials", str(credentials), "--interface", s.rasa_host, "--port", str(s.rasa_port),
-            "--enable-api", "--auth-token", s.rasa_api_token.get_secret_value() if s.rasa_api_token else "",
+            str(rasa_python), "-m", "bot.launch", "run", "--model", str(s.rasa_model), "--endpoints",
+            "bot/endpoints.yml", "--credentials", str(credentials), "--interface", s.rasa_host,
+            "--port", str(s.rasa_port), "--enable-api",
         ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
     ]
 
@@ -191,7 +206,7 @@ class Stack:
         # reach the children through their environment, never argv or a file.
         self.settings = settings.model_copy(update={
             "rasa_url": f"http://{settings.rasa_host}:{settings.rasa_port}",
-            "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(24)),
+            "rasa_api_token": settings.rasa_api_token or SecretStr(secrets.token_urlsafe(32)),
             "webchat_secret": settings.webchat_secret or SecretStr(new_secret()),
             "rest_token": settings.rest_token or (None if is_loopback(settings.rasa_host)
                                                   else SecretStr(secrets.token_urlsafe(32))),
@@ -256,7 +271,7 @@ class Stack:
             f"Chat (Rasa REST):   POST http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/webhook "
             '{"sender": "me", "message": "Vad är IOP?"}'
             + ("   (Authorization: Bearer $ASSISTANT_REST_TOKEN)" if s.rest_token else "   (from this machine only)"),
-            f"Search API:         http://{s.host}:{s.port}/api/search   (docs: http://{s.host}:{s.port}/docs)",
+            f"Search API:         http://{s.host}:{s.port}/api/search   (schema: http://{s.host}:{s.port}/openapi.json)",
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
             f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
             f"Staff inbox:        http://{s.host}:{s.port}/inbox   "

@@ -21,20 +21,29 @@ import hashlib
 import hmac
 import html
 import io
-from collections import Counter
+import logging
+import math
+import secrets
+import threading
+import time
 from typing import Callable
-from urllib.parse import quote
 
 import httpx
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from assistant.inbox import Inbox
 
+from .rasa_api import TranscriptCache
 from .settings import ServiceSettings
 
+log = logging.getLogger("assistant.staff")
+
 COOKIE = "inbox_session"
+# The inbox page: its own stylesheet, forms to itself, nothing else; never inside a frame.
+INBOX_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'none'")
 
 
 class Turn(BaseModel):
@@ -72,79 +81,183 @@ class Gap(BaseModel):
     last_seen: str
 
 
-def _cookie_value(token: str) -> str:
-    return hashlib.sha256(("inbox:" + token).encode()).hexdigest()
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe
+    (users' questions are exported verbatim; `=HYPERLINK(…)` must not become a live formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class StaffSessions:
+    """Server-side staff sessions: the cookie is a random value (only its hash is kept), valid for
+    ``hours`` after login, revoked by logout; a restart of the service logs everyone out."""
+
+    def __init__(self, hours: float, max_sessions: int = 1000):
+        self.ttl, self.max_sessions = hours * 3600, max_sessions
+        self.clock = time.monotonic
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(cookie: str) -> str:
+        return hashlib.sha256(cookie.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def create(self) -> str:
+        cookie = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._lock:
+            self._expiry = {k: t for k, t in self._expiry.items() if t > now}
+            while len(self._expiry) >= self.max_sessions:  # the oldest session goes first
+                self._expiry.pop(min(self._expiry, key=self._expiry.get))
+            self._expiry[self._key(cookie)] = now + self.ttl
+        return cookie
+
+    def valid(self, cookie: str) -> bool:
+        if not cookie:
+            return False
+        with self._lock:
+            expiry = self._expiry.get(self._key(cookie))
+            if expiry is not None and expiry <= self.clock():
+                self._expiry.pop(self._key(cookie), None)
+                return False
+            return expiry is not None
+
+    def revoke(self, cookie: str) -> None:
+        with self._lock:
+            self._expiry.pop(self._key(cookie), None)
+
+
+class LoginThrottle:
+    """At most ``failures`` wrong tokens per client address within ``window`` seconds (in memory)."""
+
+    def __init__(self, failures: int, window: float = 900.0, max_addresses: int = 10_000):
+        self.failures, self.window, self.max_addresses = failures, window, max_addresses
+        self._seen: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> list[float]:
+        times = [t for t in self._seen.get(address, []) if now - t < self.window]
+        if times:
+            self._seen[address] = times
+        else:
+            self._seen.pop(address, None)
+        return times
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until this address may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(address, now)
+            return int(self.window - (now - times[0])) + 1 if len(times) >= self.failures else 0
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if address not in self._seen and len(self._seen) >= self.max_addresses:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen.setdefault(address, []).append(now)
+            self._recent(address, now)
+
+
+def same_token(given: str, expected: str) -> bool:
+    """Constant-time comparison of bytes (any text, non-ASCII included, compares without an error)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[], Inbox]) -> None:
+    sessions = app.state.staff_sessions = StaffSessions(settings.inbox_session_hours)
+    throttle = LoginThrottle(settings.inbox_login_failures)
+
     def token() -> str:
         if settings.inbox_token is None or not settings.inbox_token.get_secret_value():
             raise HTTPException(503, "Inkorgen är avstängd: sätt ASSISTANT_INBOX_TOKEN.")
         return settings.inbox_token.get_secret_value()
 
+    def address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def refuse_if_throttled(request: Request) -> None:
+        wait = throttle.retry_after(address(request))
+        if wait:
+            raise HTTPException(429, "För många felaktiga inloggningar; försök igen senare.",
+                                headers={"Retry-After": str(wait)})
+
     def staff(request: Request) -> None:
-        """Bearer token or the page's cookie; anything else is refused (401)."""
+        """Bearer token or the page's session cookie; anything else is refused (401)."""
         expected = token()
+        if sessions.valid(request.cookies.get(COOKIE, "")):
+            return
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and hmac.compare_digest(auth[7:].strip(), expected):
-            return
-        cookie = request.cookies.get(COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, _cookie_value(expected)):
-            return
+        if auth.lower().startswith("bearer "):
+            refuse_if_throttled(request)
+            if same_token(auth[7:].strip(), expected):
+                return
+            throttle.failed(address(request))
         raise HTTPException(401, "Inloggning krävs.", headers={"WWW-Authenticate": "Bearer"})
 
+    def same_origin(request: Request) -> None:
+        """State-changing page routes: a browser's Origin, when sent, must be this service's own."""
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin != own:
+            raise HTTPException(403, "Förfrågan kom från en annan webbplats.")
+
+    rasa_secret = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
+    transcripts = TranscriptCache(settings.rasa_url, rasa_secret, ttl=settings.inbox_transcript_cache_seconds)
+    app.state.transcripts = transcripts
+
     def transcript(sender_id: str) -> tuple[list[Turn], str | None]:
-        params = {"token": settings.rasa_api_token.get_secret_value()} if settings.rasa_api_token else {}
         try:
-            # Sender ids carry their channel (web:…, slack:…, rest:…); encoded, so no id can change the URL.
-            url = f"{settings.rasa_url.rstrip('/')}/conversations/{quote(sender_id, safe=':')}/tracker"
-            response = httpx.get(url, params=params, timeout=10)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            return [], f"Konversationen kunde inte hämtas från Rasa: {exc}"
+            events = transcripts.events(sender_id)
+        except (httpx.HTTPError, ValueError) as exc:
+            # The details (URL, Rasa's answer) go to the server log, not to the page.
+            log.warning("transcript of %r unavailable from Rasa: %s", sender_id, exc)
+            return [], "Konversationen kunde inte hämtas från Rasa just nu."
         turns = []
-        for event in response.json().get("events", []):
+        for event in events:
             if event.get("event") in ("user", "bot") and event.get("text"):
                 turns.append(Turn(who=event["event"], text=event["text"], time=event.get("timestamp")))
         for m in inbox().staff_messages(sender_id):
             turns.append(Turn(who="staff", text=f"{m.author}: {m.text}"))
         return turns, None
 
-    def requests_out(status: str | None = None) -> list[HandoffOut]:
-        out = []
-        for r in reversed(inbox().handoffs(status)):
-            turns, error = transcript(r.sender_id)
-            out.append(HandoffOut(**r.__dict__, transcript=turns, transcript_error=error))
-        return out
+    def request_out(r) -> HandoffOut:
+        turns, error = transcript(r.sender_id)
+        return HandoffOut(**r.__dict__, transcript=turns, transcript_error=error)
+
+    def requests_out(status: str | None = None, limit: int = 50, before: int | None = None) -> list[HandoffOut]:
+        """One page of requests, newest first; transcripts come through the cache (at most one Rasa call
+        per conversation shown and cache period)."""
+        return [request_out(r) for r in reversed(inbox().handoffs(status, limit=limit, before=before))]
 
     def reply(request_id: int, body: ReplyIn) -> ReplyOut:
-        match = [r for r in inbox().handoffs() if r.id == request_id]
-        if not match:
+        stored = inbox().reply(request_id, body.author.strip(), body.text.strip())  # message + status together
+        if stored is None:
             raise HTTPException(404, f"Ärende {request_id} finns inte.")
-        message_id = inbox().add_staff_message(match[0].sender_id, body.author.strip(), body.text.strip())
-        inbox().set_handoff_status(request_id, "answered")
-        return ReplyOut(id=message_id, sender_id=match[0].sender_id)
+        return ReplyOut(id=stored[0], sender_id=stored[1])
 
-    def gaps() -> list[Gap]:
-        counts: Counter[tuple[str, str]] = Counter()
-        last: dict[tuple[str, str], str] = {}
-        for u in inbox().unanswered():
-            key = ("unanswered", u.question.strip())
-            counts[key] += 1
-            last[key] = max(last.get(key, ""), u.created_at)
-        for f in inbox().feedback():
-            if f.rating == "bad" and f.question:
-                key = ("bad_answer", f.question.strip())
-                counts[key] += 1
-                last[key] = max(last.get(key, ""), f.created_at)
-        return [Gap(kind=k, question=q, count=n, last_seen=last[(k, q)])
-                for (k, q), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    def gaps(limit: int | None = None, offset: int = 0) -> list[Gap]:
+        return [Gap(kind=k, question=q, count=n, last_seen=last) for k, q, n, last in inbox().gaps(limit, offset)]
 
     # -- API ----------------------------------------------------------------------------------------
     @app.get("/api/inbox/requests", response_model=list[HandoffOut], tags=["staff inbox"],
              dependencies=[Depends(staff)])
-    def api_requests(status: str | None = None) -> list[HandoffOut]:
-        return requests_out(status)
+    def api_requests(status: str | None = Query(None, max_length=20), limit: int = Query(50, ge=1, le=200),
+                     before: int | None = Query(None, ge=1, le=2**62)) -> list[HandoffOut]:
+        """Newest first, `limit` per page; the next page: `before` = the last id of this one."""
+        return requests_out(status, limit, before)
+
+    @app.get("/api/inbox/requests/{request_id}", response_model=HandoffOut, tags=["staff inbox"],
+             dependencies=[Depends(staff)])
+    def api_request(request_id: int) -> HandoffOut:
+        r = inbox().handoff(request_id)
+        if r is None:
+            raise HTTPException(404, f"Ärende {request_id} finns inte.")
+        return request_out(r)
 
     @app.post("/api/inbox/requests/{request_id}/reply", response_model=ReplyOut, tags=["staff inbox"],
               dependencies=[Depends(staff)])
@@ -152,8 +265,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         return reply(request_id, body)
 
     @app.get("/api/inbox/gaps", response_model=list[Gap], tags=["staff inbox"], dependencies=[Depends(staff)])
-    def api_gaps() -> list[Gap]:
-        return gaps()
+    def api_gaps(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=2**31)) -> list[Gap]:
+        return gaps(limit, offset)
 
     @app.get("/api/inbox/gaps.csv", tags=["staff inbox"], dependencies=[Depends(staff)])
     def api_gaps_csv() -> PlainTextResponse:
@@ -161,7 +274,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         writer = csv.writer(buffer)
         writer.writerow(["kind", "question", "count", "last_seen"])
         for g in gaps():
-            writer.writerow([g.kind, g.question, g.count, g.last_seen])
+            writer.writerow([csv_cell(v) for v in (g.kind, g.question, g.count, g.last_seen)])
         return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="obesvarade-fragor.csv"'})
 
@@ -171,10 +284,11 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             '<!doctype html><html lang="sv"><head><meta charset="utf-8"><meta name="viewport" '
             'content="width=device-width, initial-scale=1"><title>Inkorg – Upphandlingsassistenten</title>'
             '<link rel="stylesheet" href="/static/inbox.css"></head><body><main>' + body + "</main></body></html>",
-            status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+            status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                         "Content-Security-Policy": INBOX_POLICY})
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
-    def inbox_page(request: Request) -> HTMLResponse:
+    def inbox_page(request: Request, before: int | None = Query(None, ge=1, le=2**62)) -> HTMLResponse:
         try:
             staff(request)
         except HTTPException as exc:
@@ -186,7 +300,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         e = html.escape
         parts = ['<h1>Inkorg</h1><form method="post" action="/inbox/logout"><button type="submit">Logga ut</button>'
                  '</form><h2>Vill prata med en person</h2>']
-        requests = requests_out()
+        size = settings.inbox_page_size
+        requests = requests_out(limit=size, before=before)
         if not requests:
             parts.append("<p>Inga ärenden.</p>")
         for r in requests:
@@ -203,29 +318,40 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
                 f'användaren</label><textarea id="reply{r.id}" name="text" required maxlength="4000"></textarea>'
                 f'<label for="author{r.id}">Ditt namn</label><input id="author{r.id}" name="author" '
                 f'value="Handläggare" maxlength="100"><button type="submit">Skicka svar</button></form></section>')
+        if len(requests) == size:
+            parts.append(f'<p><a href="/inbox?before={requests[-1].id}">Äldre ärenden</a></p>')
+        if before is not None:
+            parts.append('<p><a href="/inbox">Senaste ärendena</a></p>')
         rows = "".join(f"<tr><td>{'Obesvarad' if g.kind == 'unanswered' else '👎 svar'}</td><td>{e(g.question)}</td>"
-                       f"<td>{g.count}</td><td>{e(g.last_seen)}</td></tr>" for g in gaps())
-        parts.append('<h2>Frågor som dokumenten inte täcker</h2><p><a href="/api/inbox/gaps.csv">Ladda ner som CSV</a>'
-                     '</p><table><thead><tr><th scope="col">Typ</th><th scope="col">Fråga</th><th scope="col">Antal'
+                       f"<td>{g.count}</td><td>{e(g.last_seen)}</td></tr>" for g in gaps(settings.inbox_page_size * 5))
+        parts.append('<h2>Frågor som dokumenten inte täcker</h2><p>De vanligaste; alla finns i '
+                     '<a href="/api/inbox/gaps.csv">CSV-filen</a>.</p><table><thead><tr><th scope="col">Typ</th><th scope="col">Fråga</th><th scope="col">Antal'
                      f'</th><th scope="col">Senast</th></tr></thead><tbody>{rows}</tbody></table>')
         return page("".join(parts))
 
-    @app.post("/inbox/login", include_in_schema=False)
-    def login(token_value: str = Form(..., alias="token")) -> RedirectResponse:
-        if not hmac.compare_digest(token_value.strip(), token()):
+    @app.post("/inbox/login", include_in_schema=False, dependencies=[Depends(same_origin)])
+    def login(request: Request, token_value: str = Form(..., alias="token", max_length=1000)) -> RedirectResponse:
+        expected = token()
+        refuse_if_throttled(request)
+        if not same_token(token_value.strip(), expected):
+            throttle.failed(address(request))
             return RedirectResponse("/inbox?fel=1", status_code=303)
         response = RedirectResponse("/inbox", status_code=303)
-        response.set_cookie(COOKIE, _cookie_value(token()), httponly=True, samesite="strict", path="/",
-                            secure=settings.inbox_secure_cookie)
+        response.set_cookie(COOKIE, sessions.create(), max_age=math.ceil(settings.inbox_session_hours * 3600),
+                            httponly=True, samesite="strict", path="/",
+                            secure=settings.inbox_secure_cookie or request.url.scheme == "https")
         return response
 
-    @app.post("/inbox/logout", include_in_schema=False)
-    def logout() -> RedirectResponse:
+    @app.post("/inbox/logout", include_in_schema=False, dependencies=[Depends(same_origin)])
+    def logout(request: Request) -> RedirectResponse:
+        sessions.revoke(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/inbox", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=settings.inbox_secure_cookie or request.url.scheme == "https")
         return response
 
-    @app.post("/inbox/requests/{request_id}/reply", include_in_schema=False, dependencies=[Depends(staff)])
+    @app.post("/inbox/requests/{request_id}/reply", include_in_schema=False,
+              dependencies=[Depends(same_origin), Depends(staff)])
     def page_reply(request_id: int, text: str = Form(...), author: str = Form("Handläggare")) -> RedirectResponse:
         try:
             body = ReplyIn(text=text, author=author or "Handläggare")

@@ -2,7 +2,7 @@
 
     GET /                                        the chat page (talks to Rasa's socket.io channel)
     GET /embed.js                                <script src=".../embed.js"></script> puts the chat on any site
-    GET /static/...                              the page's files (web/)
+    GET /static/...                              the page's files (web/: css, js, images; not node_modules)
     GET /p/{paragraph_id}                        a cited paragraph in context (HTML)
     GET /api/webchat/{session}/staff-messages    replies from hub staff for that chat (polled by the page);
                                                  needs `Authorization: Bearer <the session's signed token>`
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -27,6 +27,20 @@ from .settings import ServiceSettings
 
 SOCKET_IO_CLIENT = "vendor/socket.io.min.js"
 BUILD_HINT = "make web (npm ci in web/ and copy the socket.io client)"
+
+
+class WebFiles(StaticFiles):
+    """The page's own files only: stylesheets, scripts, images and fonts; never npm's node_modules,
+    package files, or hidden files that also live in web/."""
+
+    SUFFIXES = {".css", ".js", ".html", ".png", ".svg", ".ico", ".webp", ".woff2"}
+
+    async def get_response(self, path: str, scope):
+        parts = PurePosixPath(path.replace("\\", "/")).parts
+        if (not parts or any(p == "node_modules" or p.startswith(".") for p in parts)
+                or PurePosixPath(parts[-1]).suffix.lower() not in self.SUFFIXES):
+            raise HTTPException(404, "Not Found")
+        return await super().get_response(path, scope)
 
 
 class StaffMessageOut(BaseModel):
@@ -65,7 +79,7 @@ def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Calla
     def embed_script() -> FileResponse:
         return FileResponse(web_dir / "embed.js", media_type="text/javascript")
 
-    app.mount("/static", StaticFiles(directory=web_dir, check_dir=False), name="static")
+    app.mount("/static", WebFiles(directory=web_dir, check_dir=False), name="static")
 
     @app.get("/p/{paragraph_id}", response_class=HTMLResponse, include_in_schema=False)
     def paragraph_page(paragraph_id: str) -> HTMLResponse:

@@ -208,13 +208,19 @@ class FakeMicrosoft:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
         jwk.update({"kid": "test-key", "use": "sig", "alg": "RS256"})
         self.token_requests, self.activities = [], []
+        self.issuer = TEAMS_ISSUER  # what the OpenID configuration says (None: no issuer in it)
+        self.key_fetches = 0
         fake = self
 
         class Handler(JsonHandler):
             def do_GET(self):  # noqa: N802
                 if self.path == "/openid":
-                    self.reply_json({"issuer": TEAMS_ISSUER, "jwks_uri": fake.url + "/keys"})
+                    config = {"jwks_uri": fake.url + "/keys"}
+                    if fake.issuer is not None:
+                        config["issuer"] = fake.issuer
+                    self.reply_json(config)
                 elif self.path == "/keys":
+                    fake.key_fetches += 1
                     self.reply_json({"keys": [jwk]})
                 else:
                     self.reply_json({}, 404)
@@ -240,6 +246,7 @@ class FakeMicrosoft:
 
         payload = {"iss": TEAMS_ISSUER, "aud": TEAMS_APP_ID, "exp": int(time.time()) + 600,
                    "nbf": int(time.time()) - 10, "serviceurl": self.url, **claims}
+        payload = {k: v for k, v in payload.items() if v is not None}  # a claim given as None is left out
         return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid})
 
 
@@ -257,6 +264,13 @@ WEBCHAT_SECRET = "webchat-test-secret-0123456789abcdef"
 
 def rest_headers() -> dict:
     return {"Authorization": f"Bearer {REST_TOKEN}"}
+
+
+def rasa_api_headers(stack, conversation_id: str, role: str = "user") -> dict:
+    """Authorization for Rasa's HTTP API as the inbox sends it: a short-lived JWT for one conversation."""
+    from service.rasa_api import rasa_api_jwt
+
+    return {"Authorization": f"Bearer {rasa_api_jwt(stack.settings.rasa_api_token.get_secret_value(), conversation_id, role)}"}
 
 
 def web_sender(token: str) -> str:

@@ -348,8 +348,39 @@ def test_teams_refuses_requests_that_are_not_signed_by_the_bot_framework(stack, 
         "other issuer": {"Authorization": f"Bearer {fake_microsoft.token(iss='https://evil.example')}"},
         "expired": {"Authorization": f"Bearer {fake_microsoft.token(exp=int(time.time()) - 3600)}"},
         "other service": {"Authorization": f"Bearer {fake_microsoft.token(serviceurl='https://evil.example')}"},
+        "no serviceurl": {"Authorization": f"Bearer {fake_microsoft.token(serviceurl=None)}"},
     }
     for name, headers in bad.items():
         response = httpx.post(url, json=activity, headers=headers, timeout=30)
         assert response.status_code == 401, (name, response.status_code, response.text)
     assert len(fake_microsoft.activities) == before
+
+
+
+def test_slack_retries_of_one_event_are_answered_once(stack, fake_slack):
+    import time
+
+    url = f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}/webhooks/slack/webhook"
+    before = len(fake_slack.posts)
+    body = slack_event("Vad är ett ramavtal?", user="U-retry")
+    first = httpx.post(url, content=body, headers=slack_headers(body), timeout=60)
+    assert first.status_code == 200, first.text
+    # Slack thought the first delivery failed and sends the same event again (a new signature each time).
+    for n, reason in ((1, "http_error"), (2, "connection_failed")):
+        retry = httpx.post(url, content=body, headers={**slack_headers(body), "X-Slack-Retry-Num": str(n),
+                                                       "X-Slack-Retry-Reason": reason}, timeout=60)
+        assert retry.status_code == 200 and retry.headers.get("x-slack-no-retry") == "1"
+    deadline = time.monotonic() + 30
+    while len(fake_slack.posts) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(5)  # a duplicate answer would arrive in this time
+    answers = [p for p in fake_slack.posts[before:] if p["payload"].get("channel") == "D456"]
+    assert len(answers) == 1, answers
+    # Another event from the same user is a new message, not a retry.
+    other = slack_event("Vad är IOP?", user="U-retry")
+    count = len(fake_slack.posts)
+    assert httpx.post(url, content=other, headers=slack_headers(other), timeout=60).headers.get("x-slack-no-retry") is None
+    deadline = time.monotonic() + 30
+    while len(fake_slack.posts) == count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(fake_slack.posts) > count

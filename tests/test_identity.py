@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import REST_TOKEN, WEBCHAT_SECRET, rest_headers
+from conftest import REST_TOKEN, WEBCHAT_SECRET, rasa_api_headers, rest_headers
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def rasa_url(stack, path: str) -> str:
 def user_texts(stack, sender_id: str) -> list[str]:
     """What Rasa recorded from the user in one conversation (its HTTP API, with the stack's token)."""
     r = httpx.get(rasa_url(stack, f"/conversations/{quote(sender_id, safe=':')}/tracker"),
-                  params={"token": stack.settings.rasa_api_token.get_secret_value()}, timeout=30)
+                  headers=rasa_api_headers(stack, sender_id), timeout=30)
     assert r.status_code == 200, r.text
     return [e.get("text") or "" for e in r.json().get("events", []) if e.get("event") == "user"]
 
@@ -97,7 +97,7 @@ def test_rest_overlong_message_is_refused_before_the_nlu(stack):
     # Metadata over the cap is dropped, the message itself goes through.
     rest(stack, {"sender": me, "message": "Hej!", "metadata": {"blob": "x" * 20_000}})
     r = httpx.get(rasa_url(stack, f"/conversations/rest:{me}/tracker"),
-                  params={"token": stack.settings.rasa_api_token.get_secret_value()}, timeout=30)
+                  headers=rasa_api_headers(stack, f"rest:{me}"), timeout=30)
     [user] = [e for e in r.json()["events"] if e.get("event") == "user"]
     assert user["text"] == "Hej!" and "blob" not in json.dumps(user.get("metadata") or {})
 
@@ -265,7 +265,7 @@ def test_web_chat_sessions_are_issued_signed_and_bound_to_the_socket(stack):
     assert out["a_hello"]  # an ordinary message still works after the refusals
     assert user_texts(stack, "web:" + a["session_id"]) == ["Hej!"]
     r = httpx.get(rasa_url(stack, f"/conversations/web:{a['session_id']}/tracker"),
-                  params={"token": stack.settings.rasa_api_token.get_secret_value()}, timeout=30)
+                  headers=rasa_api_headers(stack, "web:" + a["session_id"]), timeout=30)
     assert "blob" not in json.dumps([e.get("metadata") for e in r.json()["events"] if e.get("event") == "user"])
     # A socket without a session is told so and posts nowhere.
     assert out["c_required"] == {} and "Ladda om sidan" in out["c_replies"][0]["text"]

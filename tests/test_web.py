@@ -30,7 +30,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, stack):
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    # bypass_csp: the tests' string predicates (wait_for_function) run through eval, which the pages'
+    # Content-Security-Policy forbids; test_the_chat_works_under_its_content_security_policy keeps it on.
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
     pg = context.new_page()
     pg.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
     yield pg
@@ -154,7 +156,7 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     assert httpx.get(url(stack, "/api/inbox/gaps.csv"), timeout=10).status_code == 401
 
     # A user asks for a person in the web chat.
-    user_context = browser.new_context()
+    user_context = browser.new_context(bypass_csp=True)
     user = user_context.new_page()
     user.goto(url(stack))
     ask(user, "Hur gör jag avdrag för mina resor till jobbet i deklarationen?")
@@ -166,7 +168,7 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     session = web_sender(user.evaluate("localStorage.getItem('procurement-assistant-session')"))
 
     # Staff log in, see the request with its transcript, and reply.
-    staff_context = browser.new_context()
+    staff_context = browser.new_context(bypass_csp=True)
     staff = staff_context.new_page()
     response = staff.goto(url(stack, "/inbox"))
     assert response.status == 401 and staff.get_by_label("Inloggningsnyckel").is_visible()
@@ -196,3 +198,26 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     assert "unanswered" in csv_text and "deklarationen" in csv_text
     user_context.close()
     staff_context.close()
+
+
+def test_the_chat_and_the_inbox_work_under_their_content_security_policy(browser, stack):
+    from conftest import STAFF_TOKEN
+
+    context = browser.new_context()  # the policy enforced, as in a user's browser
+    violations = []
+    page = context.new_page()
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    response = page.goto(url(stack))
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    ask(page, "Vad är ett ramavtal?")
+    answer = page.locator(".msg--answer").first
+    answer.wait_for(timeout=60_000)
+    assert "ramavtal" in answer.inner_text().lower() and answer.locator("details.cite").count() >= 1
+    staff = context.new_page()
+    staff.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    staff.goto(url(stack, "/inbox"))
+    staff.get_by_label("Inloggningsnyckel").fill(STAFF_TOKEN)
+    staff.get_by_role("button", name="Logga in").click()
+    staff.get_by_role("heading", name="Vill prata med en person").wait_for()
+    assert violations == []
+    context.close()

@@ -9,7 +9,10 @@ when ASSISTANT_SLACK_BOT_TOKEN and ASSISTANT_SLACK_SIGNING_SECRET are set:
       slack_signing_secret: …
       api_base_url: https://slack.com/api/
 
-Requests without a valid X-Slack-Signature are refused by Rasa's SlackInput (HTTP 400).
+Requests without a valid X-Slack-Signature are refused by Rasa's SlackInput (HTTP 400). Slack
+delivers an event again when it thinks the first delivery failed (X-Slack-Retry-Num); an event whose
+``event_id`` (or an interaction whose ``trigger_id``) was seen in the last hour is acknowledged with
+200 and ``X-Slack-No-Retry: 1`` and not processed again.
 
 Conversations are `slack:<team id>:<user>` (Rasa's id for the user, channel or thread), so no other
 channel can address them. A message longer than `max_message_chars` (or not text) gets a reply
@@ -21,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import OutputChannel
@@ -67,6 +72,39 @@ def citation_blocks(custom: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         line = f"*[{c.get('number', '')}]* {_escape(where)}" + (f"\n_”{_escape(_clip(quote, 600))}”_" if quote else "")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(line, CONTEXT_LIMIT)}]})
     return blocks
+
+
+class SeenEvents:
+    """Event ids seen in the last ``ttl`` seconds (at most ``max_entries``, the oldest dropped first)."""
+
+    def __init__(self, ttl: float = 3600.0, max_entries: int = 10_000) -> None:
+        self.ttl, self.max_entries = ttl, max_entries
+        self._seen: "OrderedDict[Text, float]" = OrderedDict()
+
+    def first_time(self, key: Text, now: Optional[float] = None) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` (and remembers it)."""
+        now = time.monotonic() if now is None else now
+        while self._seen and (next(iter(self._seen.values())) <= now - self.ttl
+                              or len(self._seen) >= self.max_entries):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+def event_key(request: Request) -> Optional[Text]:
+    """What identifies one Slack delivery across retries: the event's id, or an interaction's trigger id."""
+    try:
+        if request.headers.get("content-type") == "application/json":
+            body = request.json or {}
+            key = body.get("event_id")
+            return f"{body.get('team_id') or '-'}:event:{key}" if key else None
+        payload = json.loads(request.form["payload"][0])
+        key = payload.get("trigger_id") or (payload.get("actions") or [{}])[0].get("action_ts")
+        return f"{(payload.get('team') or {}).get('id') or '-'}:interaction:{key}" if key else None
+    except Exception:  # a shape Slack does not send: nothing to de-duplicate on
+        return None
 
 
 class CitingSlackBot(SlackBot):
@@ -126,6 +164,13 @@ class CitingSlackInput(SlackInput):
                               metadata: Optional[Dict]) -> Any:
         if not sender_id:
             return response.text("")
+        # Runs after Rasa has checked the signature: only authentic deliveries are remembered.
+        key = event_key(request)
+        seen = self.__dict__.setdefault("_seen_events", SeenEvents())
+        if key and not seen.first_time(key):
+            logger.info("Slack delivery %s already processed (retry %s, %s): ignored", key,
+                        request.headers.get("x-slack-retry-num"), request.headers.get("x-slack-retry-reason"))
+            return response.text("", headers={"X-Slack-No-Retry": "1"})
         sender_id = guard.sender(guard.SLACK, self._team(request) or "-", sender_id)
         refusal = guard.check_message(text, self._limit())
         if refusal:

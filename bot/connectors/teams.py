@@ -6,9 +6,10 @@ only, and those must use login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token
 
 - takes a ``tenant_id`` (empty or "botframework.com" keeps multi-tenant working);
 - validates every incoming request's JWT: RS256 signature against the keys published in the Bot
-  Framework OpenID configuration, audience = the app id, issuer = the configuration's issuer,
-  expiry, and (when present) that the token's serviceurl matches the activity's; anything else,
-  including unsigned tokens, gets 401;
+  Framework OpenID configuration, audience = the app id, issuer = the configuration's issuer (a
+  configuration without one fails closed), expiry, and a ``serviceurl`` claim equal to the activity's
+  serviceUrl (required: a token without it is refused); anything else, including unsigned tokens,
+  gets 401. An unknown key id refetches the keys at most once per ``KEYS_REFETCH_INTERVAL``;
 - never blocks the event loop: tokens, keys and replies go through aiohttp, tokens are cached
   until shortly before they expire and refreshed under a lock;
 - renders an answer and its citations as one Adaptive Card;
@@ -48,6 +49,7 @@ SCOPE = "https://api.botframework.com/.default"
 BEARER = re.compile(r"Bearer\s+(\S+)")
 MENTION = re.compile(r"<at>[^<]{0,200}</at>")
 KEYS_MAX_AGE = 24 * 3600
+KEYS_REFETCH_INTERVAL = 300  # an unknown key id forces a refetch at most this often (seconds)
 TOKEN_MARGIN = 120  # refresh the outgoing token this many seconds before it expires
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
@@ -85,9 +87,11 @@ class TokenProvider:
 class JwtValidator:
     """Checks the Authorization header of requests from the Bot Framework connector."""
 
-    def __init__(self, app_id: Text, openid_configuration_url: Text = OPENID_CONFIGURATION_URL) -> None:
+    def __init__(self, app_id: Text, openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
+                 refetch_interval: float = KEYS_REFETCH_INTERVAL) -> None:
         self.app_id = app_id
         self.openid_configuration_url = openid_configuration_url
+        self.refetch_interval = refetch_interval
         self._keys: Dict[Text, Any] = {}
         self._issuer: Optional[Text] = None
         self._fetched_at = 0.0
@@ -95,8 +99,9 @@ class JwtValidator:
 
     async def _refresh(self, force: bool = False) -> None:
         async with self._lock:
-            if not force and self._keys and time.time() - self._fetched_at < KEYS_MAX_AGE:
-                return
+            fresh = self._keys and self._issuer and time.time() - self._fetched_at < KEYS_MAX_AGE
+            if fresh and (not force or time.time() - self._fetched_at < self.refetch_interval):
+                return  # a forced refetch (unknown key id) happens at most once per refetch_interval
             async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
                 async with session.get(self.openid_configuration_url) as resp:
                     resp.raise_for_status()
@@ -104,7 +109,10 @@ class JwtValidator:
                 async with session.get(config["jwks_uri"]) as resp:
                     resp.raise_for_status()
                     keys = await resp.json(content_type=None)
-            self._issuer = config.get("issuer")
+            issuer = config.get("issuer")
+            if not isinstance(issuer, str) or not issuer.strip():
+                raise ValueError(f"no issuer in {self.openid_configuration_url}")  # never skip the issuer check
+            self._issuer = issuer
             self._keys = {k["kid"]: k for k in keys.get("keys", []) if "kid" in k}
             self._fetched_at = time.time()
 
@@ -134,12 +142,14 @@ class JwtValidator:
             return "Unknown signing key."
         try:
             claims = jwt.decode(token, key=RSAAlgorithm.from_jwk(json.dumps(key)), algorithms=["RS256"],
-                                audience=self.app_id, issuer=self._issuer,
+                                audience=self.app_id, issuer=self._issuer or "",
                                 options={"require": ["exp", "iss", "aud"]}, leeway=300)
         except jwt.PyJWTError as exc:
             return f"Could not validate JWT token: {exc}."
         claimed = claims.get("serviceurl") or claims.get("serviceUrl")
-        if claimed and service_url and claimed.rstrip("/") != service_url.rstrip("/"):
+        if not isinstance(claimed, str) or not claimed:
+            return "Token has no serviceurl claim."
+        if not isinstance(service_url, str) or claimed.rstrip("/").lower() != service_url.rstrip("/").lower():
             return "Token was issued for another service URL."
         return None
 

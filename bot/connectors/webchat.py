@@ -69,6 +69,17 @@ class WebChatOutput(OutputChannel):
         await self._emit(recipient_id, {"text": text})
 
 
+def allowed_origins(value: Any) -> Optional[Any]:
+    """The browser origins that may open the socket: a list, or a comma-separated string; unset or
+    empty = the socket's own origin only (never "everyone" by default; "*" only when written out)."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    origins = [o.strip().rstrip("/") for o in str(value or "").split(",") if o.strip()]
+    if not origins:
+        return None
+    return "*" if origins == ["*"] else origins
+
+
 class WebChatInput(InputChannel):
     @classmethod
     def name(cls) -> Text:
@@ -80,7 +91,7 @@ class WebChatInput(InputChannel):
         return cls(credentials.get("user_message_evt", "user_uttered"),
                    credentials.get("bot_message_evt", "bot_uttered"),
                    credentials.get("socketio_path", "/socket.io"),
-                   credentials.get("cors_allowed_origins", "*"),
+                   allowed_origins(credentials.get("cors_allowed_origins")),
                    session_secret=credentials.get("session_secret") or "",
                    session_days=float(credentials.get("session_days") or guard.WEBCHAT_SESSION_DAYS),
                    max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
@@ -88,7 +99,7 @@ class WebChatInput(InputChannel):
                    max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000))
 
     def __init__(self, user_message_evt: Text = "user_uttered", bot_message_evt: Text = "bot_uttered",
-                 socketio_path: Text = "/socket.io", cors_allowed_origins: Any = "*", *, session_secret: Text = "",
+                 socketio_path: Text = "/socket.io", cors_allowed_origins: Any = None, *, session_secret: Text = "",
                  session_days: float = guard.WEBCHAT_SESSION_DAYS, max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000) -> None:
         if not session_secret or session_secret.startswith("${"):

@@ -1,0 +1,45 @@
+"""Start ``rasa`` with the secret of its HTTP API taken from the environment, never from argv.
+
+    python -m bot.launch run --model … --enable-api …      (in Rasa's environment, PYTHONPATH = project root)
+
+Rasa 3.6 takes its API credentials only as command-line options (``--auth-token``, ``--jwt-secret``),
+and everything on a command line is visible to every local user (``ps``, /proc/<pid>/cmdline). This
+launcher reads ``ASSISTANT_RASA_API_TOKEN`` from its environment and adds ``--jwt-secret <it>
+--jwt-method HS256`` to Rasa's arguments inside this process only: the process's own command line
+(what ``ps`` shows) stays as it was started. The API then takes only JWTs signed with that secret,
+sent as ``Authorization: Bearer …`` (never a URL query); see ``service.rasa_api``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SECRET_VARIABLE = "ASSISTANT_RASA_API_TOKEN"
+REFUSED_OPTIONS = ("-t", "--auth-token", "--jwt-secret", "--jwt-private-key")
+
+
+def rasa_argv(args: list[str], environ: dict[str, str]) -> list[str]:
+    """Rasa's arguments: ``args`` plus the API secret from ``environ`` (refuses secrets on argv)."""
+    for arg in args:
+        if arg.split("=", 1)[0] in REFUSED_OPTIONS:
+            raise SystemExit(f"{arg.split('=', 1)[0]} on the command line is visible to every local user; "
+                             f"set {SECRET_VARIABLE} in the environment instead.")
+    secret = environ.get(SECRET_VARIABLE, "")
+    if "--enable-api" in args:
+        if len(secret) < 16:
+            raise SystemExit(f"--enable-api needs {SECRET_VARIABLE} (16+ characters) in the environment: "
+                             "Rasa's HTTP API must not run without authentication.")
+        args = [*args, "--jwt-secret", secret, "--jwt-method", "HS256"]
+    return ["rasa", *args]
+
+
+def main() -> None:
+    sys.argv = rasa_argv(sys.argv[1:], dict(os.environ))
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
