@@ -244,6 +244,9 @@ class ActionChangeDetail(Action):
         return answer_events(answer, question)
 
 
+FEEDBACK_REASONS = ("wrong_source", "not_answered", "outdated")  # what the web chat's 👎 asks
+
+
 class ActionFeedback(Action):
     """👍/👎 on the last answer: stored for hub staff with the question and the cited paragraphs."""
 
@@ -256,9 +259,10 @@ class ActionFeedback(Action):
         target = ((tracker.latest_message.get("metadata") or {}).get("feedback_for") or {})
         question = target.get("question") or tracker.get_slot("last_question")
         ids = target.get("paragraph_ids") or list(tracker.get_slot("cited_ids") or [])
+        reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None
         try:
             get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
-                                             [str(i) for i in ids][:10])
+                                             [str(i) for i in ids][:10], reason)
         except InboxLimited as exc:  # a flood of ratings: thanked, not stored
             log.warning("feedback not stored: %s", exc)
         except Exception:

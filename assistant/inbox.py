@@ -103,6 +103,7 @@ class Feedback:
     rating: str
     question: str | None
     paragraph_ids: list[str]
+    reason: str | None = None  # 👎 in the web chat: wrong_source | not_answered | outdated
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ class Inbox:
             # WAL: the staff's reads never block the action server's writes (and the reverse).
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            if "reason" not in {r["name"] for r in db.execute("PRAGMA table_info(feedback)")}:
+                db.execute("ALTER TABLE feedback ADD COLUMN reason TEXT")  # files made before reasons existed
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10)
@@ -174,11 +177,14 @@ class Inbox:
              str(language)[:8]),
         )
 
-    def add_feedback(self, sender_id: str, rating: str, question: str | None, paragraph_ids: list[str]) -> int:
+    def add_feedback(self, sender_id: str, rating: str, question: str | None, paragraph_ids: list[str],
+                     reason: str | None = None) -> int:
         return self._insert_limited(
             "feedback", sender_id,
-            "INSERT INTO feedback (created_at, sender_id, rating, question, paragraph_ids) VALUES (?, ?, ?, ?, ?)",
-            (_now(), sender_id, rating, self._text(question), json.dumps([str(i)[:100] for i in paragraph_ids][:10])),
+            "INSERT INTO feedback (created_at, sender_id, rating, question, paragraph_ids, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (_now(), sender_id, rating, self._text(question), json.dumps([str(i)[:100] for i in paragraph_ids][:10]),
+             reason),
         )
 
     def add_unanswered(self, sender_id: str, question: str, language: str,

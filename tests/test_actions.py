@@ -234,6 +234,18 @@ def test_feedback_is_stored_with_the_question_and_citations(runtime):
     assert "sparat" in messages[0]["text"]
     [row] = runtime.inbox.feedback()
     assert (row.rating, row.question, row.paragraph_ids) == ("bad", "Vad är IOP?", ["iop-1", "iop-2"])
+    assert row.reason is None
+
+
+@pytest.mark.parametrize("reason,stored", [("outdated", "outdated"), ("wrong_source", "wrong_source"),
+                                           ("<script>", None), (["x"], None)])
+def test_feedback_keeps_the_web_chats_reason_for_a_thumbs_down(runtime, reason, stored):
+    t = tracker("/feedback_bad", "feedback_bad")
+    t.latest_message["metadata"] = {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["iop-1"],
+                                                     "reason": reason}}
+    run(A.ActionFeedback(), t)
+    [row] = runtime.inbox.feedback()
+    assert (row.rating, row.question, row.paragraph_ids, row.reason) == ("bad", "Vad är IOP?", ["iop-1"], stored)
 
 
 # -- thresholds ------------------------------------------------------------------------------------
