@@ -6,63 +6,90 @@
   var UI = {
     sv: {
       title: "Upphandlingsassistenten", human: "Prata med en person", send: "Skicka", label: "Din fråga",
-      placeholder: "Skriv din fråga …", typing: "Assistenten skriver …", you: "Du", bot: "Assistenten",
+      placeholder: "Skriv din fråga …", you: "Du", bot: "Assistenten",
       staff: "Handläggare", sources: "Källor", context: "Visa stycket i sitt sammanhang", section: "avsnitt",
-      page: "s.", good: "Bra svar", bad: "Dåligt svar", thanksFeedback: "Tack för din återkoppling.",
+      page: "s.", good: "Bra svar", bad: "Dåligt svar", feedbackGroup: "Återkoppling på svaret",
+      why: "Vad var fel?", why_wrong_source: "Fel källa", why_not_answered: "Svarade inte på frågan",
+      why_outdated: "Inaktuell information", whyThanks: "Tack! Vill du hellre ha hjälp av en människa?",
       offline: "Ingen kontakt med assistenten just nu. Försöker igen …", online: "",
-      intro: "Frågor om IOP, reserverad upphandling, ramavtal och tröskelvärden – varje svar citerar källan.",
       chip_iop: "Vad är IOP?", chip_reserved: "Reserverad upphandling", chip_framework: "Ramavtal",
-      chip_threshold: "Tröskelvärden", humanMessage: "Jag vill prata med en person",
-      coverage_partial: "Delvis i dokumenten", coverage_none: "Finns inte i dokumenten"
+      chip_threshold: "Tröskelvärden", humanMessage: "Jag vill prata med en person", suggestions: "Förslag",
+      coverage_partial: "Delvis i dokumenten", coverage_none: "Finns inte i dokumenten",
+      working: "Assistenten letar i dokumenten …", slow: "Det tar lite längre tid än vanligt – svaret kommer …",
+      failTimeout: "Inget svar kom från assistenten.", failOffline: "Meddelandet kunde inte skickas: ingen kontakt med assistenten.",
+      retry: "Försök igen", conversation: "Konversation",
+      welcome: "Hej! Jag svarar på frågor om idéburet offentligt partnerskap (IOP), reserverad upphandling, " +
+        "ramavtal och tröskelvärden – och visar citatet ur källan till varje svar.",
+      welcomeDocs: "Svaren kommer ur {n} dokument från {years}.", welcomeDocsOne: "Svaren kommer ur ett dokument från {years}.",
+      welcomeDocsUnknown: "Svaren kommer ur dokumenten i assistentens kunskapsbank.",
+      showDocs: "Visa dokumenten",
+      legal: "Svaren är inte juridisk rådgivning. Kontrollera med en jurist eller er upphandlare innan ni fattar beslut.",
+      privacy: "Konversationen sparas hos oss så att du kan fortsätta den och få hjälp av en handläggare. " +
+        "Skriv inte personnummer eller känsliga uppgifter."
     },
     en: {
       title: "Procurement assistant", human: "Talk to a person", send: "Send", label: "Your question",
-      placeholder: "Type your question …", typing: "The assistant is typing …", you: "You", bot: "Assistant",
+      placeholder: "Type your question …", you: "You", bot: "Assistant",
       staff: "Adviser", sources: "Sources", context: "Show the paragraph in context", section: "section",
-      page: "p.", good: "Good answer", bad: "Bad answer", thanksFeedback: "Thank you for your feedback.",
+      page: "p.", good: "Good answer", bad: "Bad answer", feedbackGroup: "Feedback on this answer",
+      why: "What was wrong?", why_wrong_source: "Wrong source", why_not_answered: "Didn't answer the question",
+      why_outdated: "Outdated information", whyThanks: "Thank you! Would you rather get help from a person?",
       offline: "No connection to the assistant right now. Retrying …", online: "",
-      intro: "Questions on IOP, reserved contracts, framework agreements and thresholds – every answer cites its source.",
       chip_iop: "What is an IOP?", chip_reserved: "Reserved contracts", chip_framework: "Framework agreements",
-      chip_threshold: "Thresholds", humanMessage: "I want to talk to a person",
-      coverage_partial: "Partly covered by the documents", coverage_none: "Not in the documents"
+      chip_threshold: "Thresholds", humanMessage: "I want to talk to a person", suggestions: "Suggestions",
+      coverage_partial: "Partly covered by the documents", coverage_none: "Not in the documents",
+      working: "The assistant is searching the documents …", slow: "This is taking longer than usual – the answer is on its way …",
+      failTimeout: "No answer came from the assistant.", failOffline: "The message could not be sent: no connection to the assistant.",
+      retry: "Try again", conversation: "Conversation",
+      welcome: "Hi! I answer questions about idea-driven public partnerships (IOP), reserved contracts, " +
+        "framework agreements and thresholds – and show the quote from the source for every answer.",
+      welcomeDocs: "The answers come from {n} documents from {years}.", welcomeDocsOne: "The answers come from one document from {years}.",
+      welcomeDocsUnknown: "The answers come from the documents in the assistant's knowledge base.",
+      showDocs: "Show the documents",
+      legal: "The answers are not legal advice. Check with a lawyer or your procurement officer before you decide.",
+      privacy: "We keep the conversation so that you can continue it and get help from an adviser. " +
+        "Do not write personal identity numbers or sensitive information."
     }
   };
+
+  var WORKING_AFTER_MS = 1000;   /* "still working" shows after about a second */
+  var SLOW_AFTER_MS = 10000;
+  var REPLY_TIMEOUT_MS = 60000;  /* replies take 7–29 s under load; after this a retry is offered */
+  var TOKEN_KEY = "procurement-assistant-session";
+  var LANG_KEY = "procurement-assistant-lang";
 
   var socketUrl = (document.querySelector('meta[name="rasa-socket-url"]') || {}).content || "";
   var log = document.getElementById("log");
   var form = document.getElementById("form");
   var input = document.getElementById("message");
   var typing = document.getElementById("typing");
+  var working = document.getElementById("working");
+  var failure = document.getElementById("failure");
+  var failureText = document.getElementById("failure-text");
   var chips = document.getElementById("chips");
   var status = document.getElementById("status");
-  var lang = /^en\b/i.test(new URLSearchParams(location.search).get("lang") || "") ? "en" : "sv";
+
+  function stored(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; /* storage blocked */ }
+  }
+  function store(key, value) {
+    try { localStorage.setItem(key, value); } catch (e) { /* storage blocked */ }
+  }
+
+  var asked = new URLSearchParams(location.search).get("lang") || stored(LANG_KEY) || "";
+  var lang = /^en\b/i.test(asked) ? "en" : "sv";
   var lastQuestion = null;
-  var typingTimer = null;
   var staffSeen = 0;
+  var documents = null;   /* from /api/documents, for the welcome message */
+  var pending = null;     /* the message waiting for its reply: {text, options, timers} */
+  var lastSent = null;    /* what "retry" sends again */
+  var turnStart = null;   /* the first bot message after the user's last message */
 
   function t(key) {
     var table = UI[lang] || UI.sv;
     if (Object.prototype.hasOwnProperty.call(table, key)) return table[key];
     return Object.prototype.hasOwnProperty.call(UI.sv, key) ? UI.sv[key] : key;
   }
-
-  function setLanguage(next) {
-    if (next !== "sv" && next !== "en") return;
-    lang = next;
-    document.documentElement.lang = lang;
-    document.querySelectorAll("[data-i18n]").forEach(function (el) { el.textContent = t(el.getAttribute("data-i18n")); });
-    input.placeholder = t("placeholder");
-    log.setAttribute("aria-label", lang === "en" ? "Conversation" : "Konversation");
-  }
-
-  /* The server issues the session: a signed token ("<id>.<expiry>.<signature>") that the page keeps
-     and sends back on every connect. A missing, forged or expired token gets a new session. */
-  var TOKEN_KEY = "procurement-assistant-session";
-  function storedToken() {
-    try { return localStorage.getItem(TOKEN_KEY); } catch (e) { return null; /* storage blocked */ }
-  }
-  var token = storedToken();
-  var session = null;  /* the session id, known once the server confirms it */
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -71,15 +98,92 @@
     return node;
   }
 
+  /* An element whose text follows the interface language. */
+  function label(tag, cls, key) {
+    var node = el(tag, cls, t(key));
+    node.setAttribute("data-i18n", key);
+    return node;
+  }
+
+  function setLanguage(next, remember) {
+    if (next !== "sv" && next !== "en") return;
+    lang = next;
+    if (remember !== false) store(LANG_KEY, lang);
+    document.documentElement.lang = lang;
+    document.title = t("title");
+    document.querySelectorAll("[data-i18n]").forEach(function (node) { node.textContent = t(node.getAttribute("data-i18n")); });
+    document.querySelectorAll("[data-i18n-label]").forEach(function (node) {
+      node.setAttribute("aria-label", t(node.getAttribute("data-i18n-label")));
+    });
+    input.placeholder = t("placeholder");
+    log.setAttribute("aria-label", t("conversation"));
+    document.getElementById("lang-sv").setAttribute("aria-pressed", lang === "sv" ? "true" : "false");
+    document.getElementById("lang-en").setAttribute("aria-pressed", lang === "en" ? "true" : "false");
+    document.querySelectorAll("a[data-paragraph]").forEach(function (a) { a.href = paragraphHref(a.getAttribute("data-paragraph")); });
+    renderWelcome();
+  }
+
+  /* The server issues the session: a signed token ("<id>.<expiry>.<signature>") that the page keeps
+     and sends back on every connect. A missing, forged or expired token gets a new session. */
+  var token = stored(TOKEN_KEY);
+  var session = null;  /* the session id, known once the server confirms it */
+  var historyLoaded = false;
+
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
-  function addBubble(kind, text) {
+  /* Show the start of this turn's answer (its verdict) rather than its end: on a phone a long answer is
+     taller than the log, and scrolling to the bottom would show only the caveats. */
+  function revealTurn() {
+    if (!turnStart) { scrollDown(); return; }
+    var offset = turnStart.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop - 8;
+    log.scrollTop = Math.min(offset, log.scrollHeight - log.clientHeight);
+  }
+
+  function addBubble(kind, text, key) {
     var bubble = el("div", "msg msg--" + kind);
-    bubble.appendChild(el("span", "msg__who", t(kind === "user" ? "you" : kind === "staff" ? "staff" : "bot")));
-    bubble.appendChild(el("span", "msg__text", text));
+    bubble.appendChild(label("span", "msg__who", kind === "user" ? "you" : kind === "staff" ? "staff" : "bot"));
+    bubble.appendChild(key ? label("span", "msg__text", key) : el("span", "msg__text", text));
     log.appendChild(bubble);
-    scrollDown();
     return bubble;
+  }
+
+  /* -- the welcome message: what the assistant answers, from which documents, and that it is not legal advice */
+  var welcome = el("div", "msg msg--welcome");  /* not .msg--bot: it is no reply */
+  log.appendChild(welcome);
+
+  function renderWelcome() {
+    while (welcome.firstChild) welcome.removeChild(welcome.firstChild);
+    welcome.appendChild(label("span", "msg__who", "bot"));
+    welcome.appendChild(el("p", "welcome__text", t("welcome")));
+    if (documents && documents.length) {
+      var years = documents.map(function (d) { return d.year; }).filter(Boolean).sort();
+      var span = years.length ? (years[0] === years[years.length - 1] ? String(years[0]) : years[0] + "–" + years[years.length - 1]) : "";
+      var docs = el("details", "welcome__docs");
+      var summary = el("summary", null, t(documents.length === 1 ? "welcomeDocsOne" : "welcomeDocs")
+        .replace("{n}", String(documents.length)).replace("{years}", span));
+      summary.appendChild(el("span", "welcome__show", " " + t("showDocs")));
+      docs.appendChild(summary);
+      var list = el("ul");
+      documents.forEach(function (d) {
+        list.appendChild(el("li", null, d.title + (d.publisher ? ", " + d.publisher : "") + (d.year ? " (" + d.year + ")" : "")));
+      });
+      docs.appendChild(list);
+      welcome.appendChild(docs);
+    } else {
+      welcome.appendChild(el("p", "welcome__text", t("welcomeDocsUnknown")));
+    }
+    welcome.appendChild(el("p", "welcome__legal", t("legal")));
+  }
+
+  function loadDocuments() {
+    fetch("/api/documents", { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) { if (Array.isArray(body)) { documents = body; renderWelcome(); } })
+      .catch(function () { /* the welcome keeps its general wording */ });
+  }
+
+  function paragraphHref(id) {
+    return "/p/" + encodeURIComponent(id) + (lang === "en" ? "?lang=en" : "");
   }
 
   function citationCard(c) {
@@ -95,8 +199,9 @@
     details.appendChild(summary);
     var body = el("div", "cite__body");
     body.appendChild(el("blockquote", "cite__quote", c.text));
-    var link = el("a", null, t("context"));
-    link.href = "/p/" + encodeURIComponent(c.paragraph_id);
+    var link = label("a", null, "context");
+    link.setAttribute("data-paragraph", c.paragraph_id);
+    link.href = paragraphHref(c.paragraph_id);
     link.target = "_blank";
     link.rel = "noopener";
     body.appendChild(link);
@@ -105,67 +210,209 @@
     return item;
   }
 
-  function feedbackButtons(custom) {
-    var box = el("div", "actions");
-    box.setAttribute("role", "group");
-    box.setAttribute("aria-label", lang === "en" ? "Feedback on this answer" : "Återkoppling på svaret");
-    var ids = (custom.citations || []).map(function (c) { return c.paragraph_id; });
-    var question = lastQuestion;
-    [["good", "👍", "/feedback_good"], ["bad", "👎", "/feedback_bad"]].forEach(function (spec) {
-      var b = el("button", "feedback feedback--" + spec[0], spec[1]);
-      b.type = "button";
-      b.setAttribute("aria-label", t(spec[0]));
-      b.setAttribute("aria-pressed", "false");
-      b.addEventListener("click", function () {
-        box.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
-        b.setAttribute("aria-pressed", "true");
-        send(spec[2], { show: false, metadata: { feedback_for: { question: question, paragraph_ids: ids } } });
-      });
-      box.appendChild(b);
-    });
-    return box;
+  /* Thumb icons drawn as SVG (no emoji font needed); the button's text says what it means. */
+  var SVG = "http://www.w3.org/2000/svg";
+  var THUMB = "M2 21h4V9H2v12zm20-11c0-1.1-.9-2-2-2h-6.3l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L13.17 1 " +
+              "6.59 7.59C6.22 7.95 6 8.45 6 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+  function thumb(down) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "18");
+    svg.setAttribute("height", "18");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    svg.setAttribute("class", "icon");
+    var path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", THUMB);
+    path.setAttribute("fill", "currentColor");
+    if (down) path.setAttribute("transform", "rotate(180 12 12)");
+    svg.appendChild(path);
+    return svg;
   }
 
-  function renderBot(event) {
+  function feedbackButtons(custom) {
+    var wrap = el("div", "feedback-wrap");
+    var box = el("div", "actions");
+    box.setAttribute("role", "group");
+    box.setAttribute("data-i18n-label", "feedbackGroup");
+    box.setAttribute("aria-label", t("feedbackGroup"));
+    var ids = (custom.citations || []).map(function (c) { return c.paragraph_id; });
+    var question = lastQuestion;
+    function target(reason) {
+      var out = { question: question, paragraph_ids: ids };
+      if (reason) out.reason = reason;
+      return { feedback_for: out };
+    }
+    function press(b) {
+      box.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+      b.setAttribute("aria-pressed", "true");
+    }
+    var good = el("button", "feedback feedback--good");
+    good.type = "button";
+    good.setAttribute("aria-pressed", "false");
+    good.appendChild(thumb(false));
+    good.appendChild(label("span", null, "good"));
+    good.addEventListener("click", function () {
+      press(good);
+      send("/feedback_good", { show: false, metadata: target(null) });
+    });
+    var bad = el("button", "feedback feedback--bad");
+    bad.type = "button";
+    bad.setAttribute("aria-pressed", "false");
+    bad.appendChild(thumb(true));
+    bad.appendChild(label("span", null, "bad"));
+    bad.addEventListener("click", function () {
+      press(bad);
+      wrap.appendChild(whyPanel(target));
+      revealElement(wrap);
+    });
+    box.appendChild(good);
+    box.appendChild(bad);
+    wrap.appendChild(box);
+    return wrap;
+  }
+
+  /* 👎 asks what was wrong (stored with the feedback) and offers a person right away. */
+  function whyPanel(target) {
+    var panel = el("div", "why");
+    var heading = label("p", "why__q", "why");
+    heading.id = "why-" + Math.random().toString(36).slice(2);
+    panel.appendChild(heading);
+    var reasons = el("div", "actions");
+    reasons.setAttribute("role", "group");
+    reasons.setAttribute("aria-labelledby", heading.id);
+    ["wrong_source", "not_answered", "outdated"].forEach(function (reason) {
+      var b = label("button", "why__reason", "why_" + reason);
+      b.type = "button";
+      b.setAttribute("aria-pressed", "false");
+      b.addEventListener("click", function () {
+        reasons.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+        b.setAttribute("aria-pressed", "true");
+        send("/feedback_bad", { show: false, metadata: target(reason) });
+      });
+      reasons.appendChild(b);
+    });
+    panel.appendChild(reasons);
+    var person = label("button", "why__human", "human");
+    person.type = "button";
+    person.addEventListener("click", function () {
+      person.disabled = true;
+      send("/request_human", { displayKey: "humanMessage" });
+    });
+    panel.appendChild(person);
+    return panel;
+  }
+
+  function revealElement(node) {
+    var bottom = node.getBoundingClientRect().bottom - log.getBoundingClientRect().bottom;
+    if (bottom > 0) log.scrollTop += bottom + 8;
+  }
+
+  function renderBot(event, restored) {
     var custom = event.custom || null;
     var text = event.text || (custom && custom.text) || "";
-    if (custom && custom.language) setLanguage(custom.language);
+    if (custom && custom.language && !restored) setLanguage(custom.language);
     /* With citations, show the answer without its plain-text source list (`body`): the cards show the sources. */
     var bubble = addBubble("bot", custom && custom.citations && custom.citations.length ? (custom.body || text) : text);
     /* Partial and "not in the documents" answers are marked, so nobody reads them as a full answer. */
     var coverage = custom && (custom.coverage === "partial" || custom.coverage === "none") ? custom.coverage : null;
     if (coverage) {
       bubble.classList.add("msg--" + coverage);
-      bubble.insertBefore(el("span", "coverage coverage--" + coverage, t("coverage_" + coverage)), bubble.querySelector(".msg__text"));
+      bubble.insertBefore(label("span", "coverage coverage--" + coverage, "coverage_" + coverage), bubble.querySelector(".msg__text"));
     }
     if (custom && custom.citations && custom.citations.length) {
       bubble.classList.add("msg--answer");
-      var heading = el("span", "msg__who", t("sources"));
-      bubble.appendChild(heading);
+      bubble.appendChild(label("span", "msg__who", "sources"));
       var list = el("ol", "cites");
       custom.citations.forEach(function (c) { list.appendChild(citationCard(c)); });
       bubble.appendChild(list);
     }
     if (custom && custom.answered) bubble.appendChild(feedbackButtons(custom));
     if (event.buttons && event.buttons.length) {
-      var box = el("div", "actions");
+      var box = el("div", "actions actions--form");
       event.buttons.forEach(function (spec) {
         var b = el("button", null, spec.title);
         b.type = "button";
-        b.addEventListener("click", function () { send(spec.payload, { display: spec.title }); });
+        b.disabled = !!restored;  /* a restored conversation's buttons have been answered already */
+        b.addEventListener("click", function () {
+          box.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+          b.classList.add("is-chosen");
+          send(spec.payload, { display: spec.title });
+        });
         box.appendChild(b);
       });
       bubble.appendChild(box);
     }
-    scrollDown();
+    return bubble;
   }
 
+  /* -- waiting for a reply: dots at once, "still working" after a second, a retry on failure */
   function showTyping(on) {
     typing.hidden = !on;
-    typing.setAttribute("aria-hidden", on ? "false" : "true");
-    if (typingTimer) clearTimeout(typingTimer);
-    if (on) typingTimer = setTimeout(function () { showTyping(false); }, 20000);
+    if (!on) working.hidden = true;
   }
+
+  function clearPending() {
+    if (pending) pending.timers.forEach(clearTimeout);
+    pending = null;
+    showTyping(false);
+  }
+
+  function startPending(text, options) {
+    clearPending();
+    failure.hidden = true;
+    working.setAttribute("data-i18n", "working");
+    working.textContent = t("working");
+    showTyping(true);
+    pending = { text: text, options: options, timers: [
+      setTimeout(function () { working.hidden = false; }, WORKING_AFTER_MS),
+      setTimeout(function () { working.setAttribute("data-i18n", "slow"); working.textContent = t("slow"); }, SLOW_AFTER_MS),
+      setTimeout(function () { fail("failTimeout"); }, REPLY_TIMEOUT_MS)
+    ] };
+  }
+
+  function fail(key) {
+    clearPending();
+    outbox = null;  /* the person decides: "retry" sends it again */
+    failureText.setAttribute("data-i18n", key);
+    failureText.textContent = t(key);
+    failure.hidden = false;
+  }
+
+  function send(message, options) {
+    options = options || {};
+    var text = (message || "").trim();
+    if (!text) return;
+    /* Form buttons of earlier messages are answered (or passed by) now. */
+    log.querySelectorAll(".actions--form button").forEach(function (b) { b.disabled = true; });
+    if (options.show !== false) {
+      addBubble("user", options.display || text, options.displayKey);
+      scrollDown();
+    }
+    if (text.charAt(0) !== "/") lastQuestion = text;
+    chips.hidden = true;
+    turnStart = null;
+    emit(text, options);
+  }
+
+  /* A message written before the socket has its session (just after the page loads, or while it
+     reconnects) waits here and goes out when the server confirms the session. */
+  var outbox = null;
+
+  function emit(text, options) {
+    lastSent = { text: text, options: options };
+    startPending(text, options);
+    if (socket.connected && session) deliver(lastSent);
+    else outbox = lastSent;
+  }
+
+  function deliver(message) {
+    socket.emit("user_uttered", { message: message.text, customData: message.options.metadata || {} });
+  }
+
+  document.getElementById("retry").addEventListener("click", function () {
+    if (lastSent) emit(lastSent.text, lastSent.options);
+  });
 
   var socket = io(socketUrl, { transports: ["polling"], upgrade: false, reconnectionDelayMax: 5000 });
 
@@ -176,31 +423,29 @@
   socket.on("session_confirm", function (confirmed) {
     if (!confirmed || !confirmed.token || !confirmed.session_id) return;
     if (confirmed.session_id !== session) staffSeen = 0;
+    var first = session === null;
     session = confirmed.session_id;
     token = confirmed.token;
-    try { localStorage.setItem(TOKEN_KEY, token); } catch (e) { /* ignore */ }
+    store(TOKEN_KEY, token);
+    if (first) loadHistory();
+    if (outbox) { var waiting = outbox; outbox = null; deliver(waiting); }
   });
   socket.on("session_required", function () { socket.emit("session_request", { token: token }); });
-  socket.on("connect_error", function () { status.textContent = t("offline"); });
-  socket.on("disconnect", function () { status.textContent = t("offline"); });
-  socket.on("bot_uttered", function (event) {
-    renderBot(event || {});
-    // More messages may follow right away; keep "typing" briefly, then stop.
-    showTyping(true);
-    if (typingTimer) clearTimeout(typingTimer);
-    typingTimer = setTimeout(function () { showTyping(false); }, 400);
+  socket.on("connect_error", function () {
+    status.textContent = t("offline");
+    if (pending && outbox) fail("failOffline");
   });
-
-  function send(message, options) {
-    options = options || {};
-    var text = (message || "").trim();
-    if (!text) return;
-    if (options.show !== false) addBubble("user", options.display || text);
-    if (text.charAt(0) !== "/") lastQuestion = text;
-    chips.hidden = true;
-    showTyping(true);
-    socket.emit("user_uttered", { message: text, customData: options.metadata || {} });
-  }
+  socket.on("disconnect", function () {
+    status.textContent = t("offline");
+    if (pending) fail("failOffline");
+  });
+  socket.on("bot_uttered", function (event) {
+    clearPending();
+    failure.hidden = true;
+    var bubble = renderBot(event || {});
+    if (!turnStart) turnStart = bubble;
+    revealTurn();
+  });
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -209,29 +454,63 @@
     input.focus();
   });
   document.getElementById("human").addEventListener("click", function () {
-    send("/request_human", { display: t("humanMessage") });
+    send("/request_human", { displayKey: "humanMessage" });
   });
+  document.getElementById("lang-sv").addEventListener("click", function () { setLanguage("sv"); });
+  document.getElementById("lang-en").addEventListener("click", function () { setLanguage("en"); });
   chips.querySelectorAll(".chip").forEach(function (chip) {
     chip.addEventListener("click", function () {
       send(chip.getAttribute(lang === "en" ? "data-question-en" : "data-question-sv"));
     });
   });
 
+  /* After a reload: the conversation so far, as the server recorded it for this signed session. */
+  function loadHistory() {
+    fetch("/api/webchat/" + encodeURIComponent(session) + "/history",
+          { headers: { "Authorization": "Bearer " + token }, cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : { messages: [], staff_after: 0 }; })
+      .then(function (body) {
+        var messages = body.messages || [];
+        messages.forEach(function (m) {
+          if (m.who === "user") {
+            addBubble("user", m.text, m.kind === "human" ? "humanMessage" : null);
+            if (m.text && !m.kind) lastQuestion = m.text;
+          } else if (m.who === "staff") {
+            addBubble("staff", m.text);
+          } else {
+            renderBot({ text: m.text, custom: m.custom, buttons: m.buttons }, true);
+          }
+        });
+        var last = messages[messages.length - 1];
+        if (last && last.who === "bot" && last.buttons && last.buttons.length) {
+          /* the conversation still waits for one of these */
+          log.lastElementChild.querySelectorAll(".actions--form button").forEach(function (b) { b.disabled = false; });
+        }
+        if (messages.length) { chips.hidden = true; scrollDown(); }
+        staffSeen = Math.max(staffSeen, body.staff_after || 0);
+      })
+      .catch(function () { /* the conversation goes on without its past */ })
+      .then(function () { historyLoaded = true; });
+  }
+
   /* Replies from hub staff (the inbox) arrive through the web service. */
   function pollStaff() {
-    if (!session || !token) { setTimeout(pollStaff, 1000); return; }
+    if (!session || !token || !historyLoaded) { setTimeout(pollStaff, 1000); return; }
     fetch("/api/webchat/" + encodeURIComponent(session) + "/staff-messages?after=" + staffSeen,
           { headers: { "Authorization": "Bearer " + token }, cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
       .then(function (body) {
         (body.messages || []).forEach(function (m) {
+          if (m.id <= staffSeen) return;
           staffSeen = Math.max(staffSeen, m.id);
           addBubble("staff", m.text);
+          scrollDown();
         });
       })
       .catch(function () { /* try again later */ })
       .then(function () { setTimeout(pollStaff, 4000); });
   }
-  setLanguage(lang);
+  setLanguage(lang, false);
+  loadDocuments();
   pollStaff();
 })();
