@@ -260,7 +260,9 @@ def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Calla
 
 
 def _timestamp(iso: str) -> float | None:
+    """A staff message's time (stored to the second) as the end of that second, so a reply written
+    within the second of the answer it follows still comes after it."""
     try:
-        return datetime.fromisoformat(iso).timestamp()
+        return datetime.fromisoformat(iso).timestamp() + 0.999
     except ValueError:
         return None
