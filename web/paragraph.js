@@ -3,6 +3,6 @@
   "use strict";
   var cited = document.querySelector(".cited");
   if (!cited) return;
-  cited.scrollIntoView({ block: "center" });
+  cited.scrollIntoView({ block: "center" });  /* the back link stays on top (sticky) */
   cited.focus({ preventScroll: true });
 })();
