@@ -181,6 +181,7 @@ def test_language_switch_changes_the_interface_and_is_kept(watched, stack):
     assert "personal identity numbers" in page.locator("#privacy").inner_text()
     assert page.get_by_role("button", name="What is an IOP?").is_visible()
     assert_contrast(page, "English")
+    shot(page, "desktop-1280-english")
     page.reload()
     page.get_by_role("button", name="Talk to a person").wait_for()  # the choice is kept
     page.get_by_role("button", name="Svenska").click()
