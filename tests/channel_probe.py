@@ -1,0 +1,93 @@
+"""Serve one of the assistant's Rasa channels on a local port and send it requests (run in Rasa's env).
+
+Used by fast tests (tests/test_boundaries.py) that need the real channel code, which imports Rasa, but
+no Rasa server, model or action server: the channel's blueprint is mounted on a bare Sanic app, and
+``on_new_message`` only records what would have reached Rasa (and, optionally, replies or fails the
+way Rasa's processor can). Usage:
+
+    .venv-rasa/bin/python tests/channel_probe.py < cases.json   →   one JSON line on stdout
+
+cases.json: {"channel": "slack" | "teams" | "rest", "credentials": {...},
+             "on_message": "record" | "silent" | "fail" | "answer",
+             "requests": [{"path", "body" (str) | "json", "headers"}]}
+Output: {"responses": [{"status", "headers", "body"}], "messages": [{"text", "sender_id", "metadata"}],
+         "sent": [...what the channel sent through its output channel...]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("sanic.root").setLevel(logging.WARNING)
+
+
+def channel_for(name: str, credentials: dict):
+    if name == "slack":
+        from bot.connectors.slack import CitingSlackInput
+
+        return CitingSlackInput.from_credentials(credentials)
+    if name == "teams":
+        from bot.connectors.teams import TeamsInput
+
+        return TeamsInput.from_credentials(credentials)
+    if name == "rest":
+        from bot.connectors.rest import GuardedRestInput
+
+        return GuardedRestInput.from_credentials(credentials)
+    raise SystemExit(f"unknown channel {name}")
+
+
+async def main(cases: dict) -> dict:
+    import aiohttp
+    from sanic import Sanic
+
+    channel = channel_for(cases["channel"], cases.get("credentials") or {})
+    messages, sent = [], []
+    mode = cases.get("on_message", "record")
+
+    async def on_new_message(message) -> None:
+        messages.append({"text": message.text, "sender_id": message.sender_id, "metadata": message.metadata})
+        if mode == "fail":
+            raise RuntimeError("the processor failed")
+        if mode == "answer":
+            await message.output_channel.send_text_message(message.sender_id, "svar")
+        # "silent": nothing sent, as when the action server is down
+
+    app = Sanic(f"probe_{os.getpid()}")
+    app.config.KEEP_ALIVE = False
+    app.blueprint(channel.blueprint(on_new_message), url_prefix=f"/webhooks/{channel.name()}")
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # Sanic reads port 0 as "the default port": hand it a bound socket instead
+    port = sock.getsockname()[1]
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    await server.startup()
+    responses = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for req in cases["requests"]:
+                url = f"http://127.0.0.1:{port}{req['path']}"
+                kwargs = {"headers": req.get("headers") or {}}
+                if "json" in req:
+                    kwargs["json"] = req["json"]
+                else:
+                    kwargs["data"] = (req.get("body") or "").encode("utf-8")
+                async with session.post(url, **kwargs) as resp:
+                    responses.append({"status": resp.status, "headers": {k.lower(): v for k, v in resp.headers.items()},
+                                      "body": await resp.text()})
+    finally:
+        server.close()
+        await server.wait_closed()
+    return {"responses": responses, "messages": messages, "sent": sent}
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(json.load(sys.stdin)))
+    print(json.dumps(result, ensure_ascii=False))
