@@ -12,9 +12,10 @@ from functools import lru_cache
 SWEDISH, ENGLISH = "sv", "en"
 LANGUAGES = (SWEDISH, ENGLISH)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_MARGIN = 1.5
+_MARGIN = 1.5  # summed zipf difference needed before a message counts as one language
+MAX_LANGUAGE_CHARS = 2000  # the language of a message is read from its start: bounded time on any input
 # Chat words that are frequent in Swedish text too but, alone in a message, mean English.
-_ENGLISH_CHAT = frozenset({"hello", "hi", "hey", "thanks", "thank", "bye", "goodbye", "please", "yes", "no", "sure"})  # summed zipf difference needed before a message counts as one language
+_ENGLISH_CHAT = frozenset({"hello", "hi", "hey", "thanks", "thank", "bye", "goodbye", "please", "yes", "no", "sure"})
 
 
 @lru_cache(maxsize=20000)
@@ -32,7 +33,7 @@ def _lean(word: str) -> float:
 
 def detect_language(text: str, previous: str | None = None) -> str:
     fallback = previous if previous in LANGUAGES else SWEDISH
-    words = [w.lower() for w in _WORD.findall(text or "")]
+    words = [w.lower() for w in _WORD.findall((text or "")[:MAX_LANGUAGE_CHARS])]
     if not words:
         return fallback
     lean = sum(_lean(w) for w in words)

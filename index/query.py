@@ -43,6 +43,9 @@ ACRONYM_RE = re.compile(r"(?<![\w-])(?:" + "|".join(ACRONYMS) + r")(?![\w])", re
 
 
 FOCUS_MIN_CHARS = 120  # shorter messages are searched as they are
+# Bounded time on any input: the search accepts at most max_query_chars (500 by default, 10,000 at
+# most), so longer text only reaches these functions from other callers; they read that much of it.
+MAX_QUERY_TEXT = 10_000
 
 
 def question_focus(text: str) -> str | None:
@@ -53,6 +56,7 @@ def question_focus(text: str) -> str | None:
     is, the focus what is asked (on the persona question sets: hit@3 +0.02 on both, none lower)."""
     if len(text) <= FOCUS_MIN_CHARS:
         return None
+    text = text[-MAX_QUERY_TEXT:]  # the question is at the end
     from .paragraphs import sentence_units
 
     sentences = sentence_units(text)
@@ -125,6 +129,7 @@ class QueryRewriter:
         return WORD_RE.sub(word, text)
 
     def rewrite(self, query: str) -> RewrittenQuery:
+        query = query[:MAX_QUERY_TEXT]
         query = ACRONYM_RE.sub(lambda m: m.group(0).upper(), query)  # the tokenizer is case-sensitive
         english = looks_english(query)
         if english:
