@@ -11,7 +11,10 @@ Shared by the Rasa channels (bot/connectors/, run in Rasa's own environment) and
   can never address a conversation of another.
 - **Limits before any work**: a message that is not a string, is empty, holds invalid unicode or is
   longer than the cap is refused with a clear reply (Swedish, English when the text looks English);
-  metadata larger than the cap is dropped.
+  metadata larger than the cap is dropped; a sender over its per-minute message rate is told to wait
+  (:class:`RateLimiter`, in memory).
+- **Never an empty reply**: :data:`FAILED` is what a user reads when Rasa produced nothing to send
+  (an action server that is down or timed out); bot/connectors/fallback.py sends it.
 
 Nothing here uses a regular expression on user text.
 """
@@ -24,12 +27,14 @@ import hmac
 import json
 import secrets
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 MAX_MESSAGE_CHARS = 2000
 MAX_METADATA_BYTES = 4096
 WEBCHAT_SESSION_DAYS = 30
+MESSAGES_PER_MINUTE = 20
 
 WEB, REST, SLACK, TEAMS = "web", "rest", "slack", "teams"
 _SESSION_ID_LEN = 32
@@ -197,6 +202,14 @@ EMPTY = {
     "sv": "Meddelandet var tomt. Skriv din fråga och försök igen.",
     "en": "The message was empty. Please write your question and try again.",
 }
+RATE_LIMITED = {
+    "sv": "Du skickar meddelanden snabbare än jag hinner svara. Vänta en minut och skriv sedan din fråga igen.",
+    "en": "You are sending messages faster than I can answer. Please wait a minute and ask again.",
+}
+FAILED = {
+    "sv": "Något gick fel hos mig – försök igen om en stund, eller be att få prata med en person.",
+    "en": "Something went wrong on my side – please try again in a moment, or ask to talk to a person.",
+}
 SESSION_REQUIRED = {
     "sv": "Chatten har tappat sin session. Ladda om sidan och skriv din fråga igen.",
     "en": "The chat lost its session. Please reload the page and ask again.",
@@ -205,7 +218,7 @@ SESSION_REQUIRED = {
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # too_long | not_text | empty | bad_unicode
+    reason: str  # too_long | not_text | empty | bad_unicode | rate_limited
     text: str  # what the user reads
     language: str
 
@@ -243,3 +256,50 @@ def cap_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return {}
     return metadata if size <= limit else {}
+
+
+def language_of(text: Any) -> str:
+    """"en" when ``text`` looks English, else "sv" (for the guard's own replies)."""
+    return "en" if isinstance(text, str) and looks_english(text) else "sv"
+
+
+# -- per-sender message rate ------------------------------------------------------------------------
+class RateLimiter:
+    """At most ``limit`` messages per ``window`` seconds per key (a sender id), in this process's memory.
+
+    Refused messages are not counted (a sender who keeps sending is let in again as its earlier
+    messages age out of the window). At most ``max_keys`` senders are remembered; the one unused for
+    longest is forgotten first. ``limit`` <= 0 turns the limit off.
+    """
+
+    def __init__(self, limit: int = MESSAGES_PER_MINUTE, window: float = 60.0, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.max_keys, self.clock = int(limit), float(window), int(max_keys), clock
+        self._seen: "OrderedDict[str, deque[float]]" = OrderedDict()
+
+    def allow(self, key: str) -> bool:
+        """True when ``key`` may send a message now (and counts it)."""
+        if self.limit <= 0:
+            return True
+        now = self.clock()
+        times = self._seen.get(key)
+        if times is None:
+            while len(self._seen) >= self.max_keys:
+                self._seen.popitem(last=False)
+            times = self._seen[key] = deque()
+        else:
+            self._seen.move_to_end(key)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        return True
+
+
+def rate_refusal(limiter: Optional[RateLimiter], sender_id: str, text: Any) -> Optional[Refusal]:
+    """None when ``sender_id`` may send ``text`` now, else the reply telling it to wait."""
+    if limiter is None or limiter.allow(sender_id):
+        return None
+    lang = language_of(text if isinstance(text, str) else "")
+    return Refusal("rate_limited", RATE_LIMITED[lang], lang)

@@ -8,6 +8,9 @@ launcher reads ``ASSISTANT_RASA_API_TOKEN`` from its environment and adds ``--jw
 --jwt-method HS256`` to Rasa's arguments inside this process only: the process's own command line
 (what ``ps`` shows) stays as it was started. The API then takes only JWTs signed with that secret,
 sent as ``Authorization: Bearer …`` (never a URL query); see ``service.rasa_api``.
+
+It also sets how long Rasa waits for the action server (``ASSISTANT_ACTION_TIMEOUT`` seconds; Rasa's
+own, fixed default is 300): after that the user gets the fallback message (bot/connectors/fallback.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 
 SECRET_VARIABLE = "ASSISTANT_RASA_API_TOKEN"
 REFUSED_OPTIONS = ("-t", "--auth-token", "--jwt-secret", "--jwt-private-key")
+TIMEOUT_VARIABLE = "ASSISTANT_ACTION_TIMEOUT"
 
 
 def rasa_argv(args: list[str], environ: dict[str, str]) -> list[str]:
@@ -34,8 +38,27 @@ def rasa_argv(args: list[str], environ: dict[str, str]) -> list[str]:
     return ["rasa", *args]
 
 
+def action_timeout(environ: dict[str, str]) -> float | None:
+    """Seconds to wait for the action server, from ``environ`` (None: Rasa's default)."""
+    value = environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SystemExit(f"{TIMEOUT_VARIABLE} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise SystemExit(f"{TIMEOUT_VARIABLE} must be between 0 and 3600 seconds")
+    return seconds
+
+
 def main() -> None:
     sys.argv = rasa_argv(sys.argv[1:], dict(os.environ))
+    timeout = action_timeout(dict(os.environ))
+    if timeout is not None:
+        import rasa.core.actions.action as rasa_action
+
+        rasa_action.DEFAULT_REQUEST_TIMEOUT = timeout  # what RemoteAction passes to each request
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

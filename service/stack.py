@@ -54,6 +54,10 @@ class StackSettings(ServiceSettings):
                                                 "(http://ASSISTANT_HOST:ASSISTANT_PORT, and localhost for 127.0.0.1)")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest message any channel passes to Rasa")
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
+    messages_per_minute: int = Field(20, ge=0, le=10_000, description="Chat messages one sender (conversation) may "
+                                     "send per minute, in every channel; over it the user is asked to wait (0 = off)")
+    action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
+                                  "the user gets the fallback message (Rasa's own default: 300)")
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
@@ -146,7 +150,8 @@ def write_credentials(s: StackSettings) -> Path:
 
     Secrets stay in the environment: the file refers to them as ${VARIABLE}, which Rasa expands.
     """
-    limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes}
+    limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes,
+              "messages_per_minute": s.messages_per_minute}
     rest: dict = {**limits, "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
     if s.rest_token is not None:
         rest["token"] = "${ASSISTANT_REST_TOKEN}"

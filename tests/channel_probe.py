@@ -7,11 +7,12 @@ way Rasa's processor can). Usage:
 
     .venv-rasa/bin/python tests/channel_probe.py < cases.json   →   one JSON line on stdout
 
-cases.json: {"channel": "slack" | "teams" | "rest", "credentials": {...},
+cases.json: {"channel": "slack" | "teams" | "rest" | "webchat", "credentials": {...},
              "on_message": "record" | "silent" | "fail" | "answer",
-             "requests": [{"path", "body" (str) | "json", "headers"}]}
+             "requests": [{"path", "body" (str) | "json", "headers"}],     (HTTP channels)
+             "say": ["text", …]}                                           (webchat: over socket.io)
 Output: {"responses": [{"status", "headers", "body"}], "messages": [{"text", "sender_id", "metadata"}],
-         "sent": [...what the channel sent through its output channel...]}
+         "replies": [[bot_uttered events after each "say"], …]}
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def channel_for(name: str, credentials: dict):
         from bot.connectors.rest import GuardedRestInput
 
         return GuardedRestInput.from_credentials(credentials)
+    if name == "webchat":
+        from bot.connectors.webchat import WebChatInput
+
+        return WebChatInput.from_credentials(credentials)
     raise SystemExit(f"unknown channel {name}")
 
 
@@ -48,7 +53,7 @@ async def main(cases: dict) -> dict:
     from sanic import Sanic
 
     channel = channel_for(cases["channel"], cases.get("credentials") or {})
-    messages, sent = [], []
+    messages, replies = [], []
     mode = cases.get("on_message", "record")
 
     async def on_new_message(message) -> None:
@@ -71,8 +76,10 @@ async def main(cases: dict) -> dict:
     await server.startup()
     responses = []
     try:
+        if cases["channel"] == "webchat":
+            replies.extend(await webchat(port, cases.get("say") or []))
         async with aiohttp.ClientSession() as session:
-            for req in cases["requests"]:
+            for req in cases.get("requests") or []:
                 url = f"http://127.0.0.1:{port}{req['path']}"
                 kwargs = {"headers": req.get("headers") or {}}
                 if "json" in req:
@@ -82,10 +89,44 @@ async def main(cases: dict) -> dict:
                 async with session.post(url, **kwargs) as resp:
                     responses.append({"status": resp.status, "headers": {k.lower(): v for k, v in resp.headers.items()},
                                       "body": await resp.text()})
+        # Slack handles a message in a background task after answering the request: let it finish
+        for _ in range(100):
+            if not getattr(channel, "_background_tasks", None):
+                break
+            await asyncio.sleep(0.05)
     finally:
         server.close()
         await server.wait_closed()
-    return {"responses": responses, "messages": messages, "sent": sent}
+    return {"responses": responses, "messages": messages, "replies": replies}
+
+
+async def webchat(port: int, say: list) -> list:
+    """Open a web chat session over socket.io and send each text; the bot_uttered events after each."""
+    import socketio
+
+    client = socketio.AsyncClient()
+    events: asyncio.Queue = asyncio.Queue()
+    confirmed = asyncio.Event()
+    client.on("bot_uttered", lambda data: events.put_nowait(data))
+    client.on("session_confirm", lambda data: confirmed.set())
+    await client.connect(f"http://127.0.0.1:{port}", socketio_path="/socket.io", transports=["polling"])
+    out = []
+    try:
+        await client.emit("session_request", {})
+        await asyncio.wait_for(confirmed.wait(), 10)
+        for text in say:
+            await client.emit("user_uttered", {"message": text})
+            got = [await asyncio.wait_for(events.get(), 10)]
+            await asyncio.sleep(0.2)  # anything more for the same message
+            while not events.empty():
+                got.append(events.get_nowait())
+            out.append(got)
+    finally:
+        try:  # a polling client's disconnect waits for its long poll to end: do not wait long
+            await asyncio.wait_for(client.disconnect(), 1)
+        except (asyncio.TimeoutError, Exception):
+            pass
+    return out
 
 
 if __name__ == "__main__":

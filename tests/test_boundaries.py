@@ -269,3 +269,204 @@ def test_paragraph_page_escapes_document_text(service):
         # the id in the URL, when unknown, is not echoed raw either
         missing = client.get("/p/" + "%3Cscript%3Ealert(1)%3C%2Fscript%3E")
         assert missing.status_code == 404 and "<script>alert(1)" not in missing.text
+
+
+# -- never an empty reply; per-sender message rate (every channel) -----------------------------------
+FALLBACK_SV = "Något gick fel hos mig – försök igen om en stund, eller be att få prata med en person."
+FALLBACK_EN = "Something went wrong on my side – please try again in a moment, or ask to talk to a person."
+WAIT_SV = "Du skickar meddelanden snabbare än jag hinner svara. Vänta en minut och skriv sedan din fråga igen."
+
+
+def rest_requests(*pairs):
+    return [{"path": "/webhooks/rest/webhook", "json": {"sender": sender, "message": text}} for sender, text in pairs]
+
+
+@pytest.mark.parametrize("mode", ["silent", "fail"])
+def test_rest_never_answers_with_an_empty_list(mode):
+    """Rasa sent nothing (action server down: "silent") or raised ("fail"): the fallback, in the user's language."""
+    out = probe({"channel": "rest", "on_message": mode, "credentials": {"allow_loopback_without_token": True},
+                 "requests": rest_requests(("me", "Vad är IOP?"), ("you", "What is the IOP and how does it work?"))})
+    sv, en = (json.loads(r["body"]) for r in out["responses"])
+    assert [r["status"] for r in out["responses"]] == [200, 200]
+    assert sv == [{"recipient_id": "rest:me", "text": FALLBACK_SV}]
+    assert en == [{"recipient_id": "rest:you", "text": FALLBACK_EN}]
+
+
+def test_an_answered_message_gets_no_fallback_and_rest_limits_each_sender():
+    out = probe({"channel": "rest", "on_message": "answer",
+                 "credentials": {"allow_loopback_without_token": True, "messages_per_minute": 3},
+                 "requests": rest_requests(*[("me", f"fråga {i}") for i in range(4)], ("other", "fråga"))})
+    statuses = [r["status"] for r in out["responses"]]
+    assert statuses == [200, 200, 200, 429, 200]
+    assert json.loads(out["responses"][0]["body"]) == [{"recipient_id": "rest:me", "text": "svar"}]
+    limited = out["responses"][3]
+    assert json.loads(limited["body"]) == [{"recipient_id": "rest:me", "text": WAIT_SV}]
+    assert limited["headers"]["retry-after"] == "60"
+    # the fourth message never reached Rasa; another sender is not affected
+    assert [m["text"] for m in out["messages"]] == ["fråga 0", "fråga 1", "fråga 2", "fråga"]
+
+
+def test_web_chat_never_stays_silent_and_limits_each_session():
+    out = probe({"channel": "webchat", "on_message": "silent",
+                 "credentials": {"session_secret": "webchat-probe-secret-0123456789", "messages_per_minute": 3},
+                 "say": ["Vad är IOP?", "What is the IOP and how does it work?", "hej", "hej igen"]})
+    assert out["replies"] == [[{"text": FALLBACK_SV}], [{"text": FALLBACK_EN}], [{"text": FALLBACK_SV}],
+                              [{"text": WAIT_SV}]]
+    assert [m["text"] for m in out["messages"]] == ["Vad är IOP?", "What is the IOP and how does it work?", "hej"]
+
+
+def test_slack_never_stays_silent_and_limits_each_sender():
+    from conftest import FakeSlackAPI
+
+    api = FakeSlackAPI()
+    try:
+        bodies = [slack_event(f"fråga {i}") for i in range(3)]
+        out = probe({"channel": "slack", "on_message": "silent",
+                     "credentials": {"slack_token": "xoxb-test", "slack_signing_secret": SLACK_SECRET,
+                                     "api_base_url": api.url, "messages_per_minute": 2},
+                     "requests": [{"path": "/webhooks/slack/webhook", "body": b, "headers": slack_headers(b)}
+                                  for b in bodies]})
+    finally:
+        api.server.shutdown()
+    assert [r["status"] for r in out["responses"]] == [200, 200, 200]
+    assert [m["text"] for m in out["messages"]] == ["fråga 0", "fråga 1"]
+    texts = sorted(p["payload"].get("text") for p in api.posts)
+    assert texts == sorted([FALLBACK_SV, FALLBACK_SV, WAIT_SV]), texts
+
+
+def test_teams_never_stays_silent_and_limits_each_sender():
+    from conftest import TEAMS_APP_ID, FakeMicrosoft
+
+    fake = FakeMicrosoft()
+    try:
+        requests = [{"path": "/webhooks/botframework/webhook", "json": teams_activity(fake.url, text),
+                     "headers": {"Authorization": f"Bearer {fake.token()}"}}
+                    for text in ("Vad är IOP?", "What is the IOP and how does it work?", "hej")]
+        out = probe({"channel": "teams", "on_message": "silent", "credentials": {
+            "app_id": TEAMS_APP_ID, "app_password": "x", "tenant_id": "t", "login_url": fake.url,
+            "openid_configuration_url": fake.url + "/openid", "messages_per_minute": 2}, "requests": requests})
+        sent = [a["activity"].get("text") for a in fake.activities]
+    finally:
+        fake.server.shutdown()
+    assert [r["status"] for r in out["responses"]] == [200, 200, 200]
+    assert [m["text"] for m in out["messages"]] == ["Vad är IOP?", "What is the IOP and how does it work?"]
+    assert sent == [FALLBACK_SV, FALLBACK_EN, WAIT_SV]
+
+
+UNDO_SCRIPT = r"""
+import asyncio, json
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.lock_store import InMemoryLockStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from bot.connectors import fallback
+
+class Processor:
+    def __init__(self):
+        self.trackers = {}
+    async def get_tracker(self, sender_id):
+        return self.trackers.setdefault(sender_id, DialogueStateTracker(sender_id, []))
+    async def save_tracker(self, tracker):
+        self.trackers[tracker.sender_id] = tracker
+
+class Agent:
+    lock_store = InMemoryLockStore()
+    processor = Processor()
+
+agent = Agent()
+fallback._agent = lambda: agent
+
+async def rasa_fails(message):
+    # what Rasa 3.6 stores when the action server is down: the user's turn, the action "executed", no reply
+    tracker = await agent.processor.get_tracker(message.sender_id)
+    tracker.update(UserUttered(message.text, {"name": "ask"}, message_id=message.message_id))
+    tracker.update(ActionExecuted("action_answer"))
+    tracker.update(ActionExecuted("action_listen"))
+
+async def rasa_fails_before_storing(message):
+    raise RuntimeError("NLU failed")
+
+async def main():
+    out = {}
+    tracker = await agent.processor.get_tracker("rest:a")
+    tracker.update(UserUttered("Hej", {"name": "greet"}, message_id="earlier"))
+    tracker.update(ActionExecuted("utter_greet"))
+    tracker.update(BotUttered("Hej!"))
+    tracker.update(ActionExecuted("action_listen"))
+    collector = CollectingOutputChannel()
+    await fallback.never_silent(rasa_fails)(UserMessage("Vad är IOP?", collector, "rest:a"))
+    t = agent.processor.trackers["rest:a"]
+    applied = [e.as_dict()["event"] + ":" + str(getattr(e, "action_name", None) or getattr(e, "text", "")) for e in t.applied_events()]
+    out["applied"] = applied
+    out["latest_bot"] = [e.text for e in t.events if isinstance(e, BotUttered)]
+    out["sent"] = [m["text"] for m in collector.messages]
+    # a failure before Rasa stored the message: the earlier turn stays as it was
+    before = len(t.events)
+    await fallback.never_silent(rasa_fails_before_storing)(UserMessage("Och LOU?", CollectingOutputChannel(), "rest:a"))
+    out["unchanged"] = len(agent.processor.trackers["rest:a"].events) == before
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_an_unanswered_turn_is_rewound_and_the_fallback_recorded():
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(RASA_PYTHON), "-c", UNDO_SCRIPT], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["sent"] == [FALLBACK_SV]
+    # The failed turn no longer counts (no "action_answer" as if answered); the fallback is recorded as sent.
+    assert "action:action_answer" not in out["applied"] and "user:Vad är IOP?" not in out["applied"]
+    assert out["applied"][-1] == "bot:" + FALLBACK_SV and "bot:Hej!" in out["applied"]
+    assert out["latest_bot"] == ["Hej!", FALLBACK_SV]
+    assert out["unchanged"]
+
+
+def test_rate_limiter_counts_per_sender_in_a_sliding_window():
+    from assistant import guard
+
+    now = [0.0]
+    limiter = guard.RateLimiter(3, window=60, max_keys=2, clock=lambda: now[0])
+    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b")
+    now[0] = 59.9
+    assert not limiter.allow("a")  # refusals are not counted, but the window has not passed
+    now[0] = 60.0
+    assert limiter.allow("a")  # the first three aged out
+    limiter.allow("c")  # a third sender: the one unused for longest ("b") is forgotten
+    assert set(limiter._seen) == {"a", "c"}
+    off = guard.RateLimiter(0)
+    assert all(off.allow("x") for _ in range(1000))
+    assert guard.rate_refusal(None, "x", "hej") is None
+    one = guard.RateLimiter(1, clock=lambda: 0)
+    assert guard.rate_refusal(one, "x", "hej") is None  # the first message passes
+    assert guard.rate_refusal(one, "x", "What is the IOP and how does it work?").text.startswith("You are sending")
+    assert guard.rate_refusal(one, "x", "Vad är IOP?").text == WAIT_SV
+
+
+def test_the_launcher_sets_the_action_timeout_from_the_environment():
+    from bot.launch import action_timeout
+
+    assert action_timeout({}) is None and action_timeout({"ASSISTANT_ACTION_TIMEOUT": " "}) is None
+    assert action_timeout({"ASSISTANT_ACTION_TIMEOUT": "30.0"}) == 30.0
+    for bad in ("0", "-1", "abc", "99999"):
+        with pytest.raises(SystemExit):
+            action_timeout({"ASSISTANT_ACTION_TIMEOUT": bad})
+
+
+def test_the_channel_file_carries_the_message_rate(tmp_path):
+    import yaml
+
+    from service.stack import StackSettings, write_credentials
+
+    settings = StackSettings(log_dir=tmp_path / "log", messages_per_minute=7, slack_bot_token="xoxb-x",
+                             slack_signing_secret="s", teams_app_id="a", teams_app_password="p")
+    channels = yaml.safe_load(write_credentials(settings).read_text(encoding="utf-8"))
+    assert {name: c["messages_per_minute"] for name, c in channels.items()} == {
+        "bot.connectors.rest.GuardedRestInput": 7, "bot.connectors.webchat.WebChatInput": 7,
+        "bot.connectors.slack.CitingSlackInput": 7, "bot.connectors.teams.TeamsInput": 7}
+    docker = yaml.safe_load((ROOT / "docker" / "credentials.yml").read_text(encoding="utf-8"))
+    assert all(c["messages_per_minute"] == 20 for c in docker.values())

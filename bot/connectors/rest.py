@@ -14,7 +14,10 @@ It replaces Rasa's plain `rest:` channel (same path, same reply format) and adds
   is no shared "default" conversation.
 - **Limits before any work.** A message that is not text, is empty or holds invalid unicode gets 400
   with a message; a message longer than `max_message_chars` gets a normal reply saying so (in the
-  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped.
+  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped. A sender
+  over `messages_per_minute` gets 429 (Retry-After) with a reply telling it to wait.
+- **Never an empty reply.** When Rasa sends nothing (action server down or timed out) the reply is
+  the fallback message (bot/connectors/fallback.py), not `[]`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from assistant import guard
+from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +50,24 @@ class GuardedRestInput(InputChannel):
         return cls(token=credentials.get("token") or None,
                    allow_loopback_without_token=bool(credentials.get("allow_loopback_without_token", False)),
                    max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
-                   max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES))
+                   max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
+                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
 
     def __init__(self, token: Optional[Text] = None, allow_loopback_without_token: bool = False,
                  max_message_chars: int = guard.MAX_MESSAGE_CHARS,
-                 max_metadata_bytes: int = guard.MAX_METADATA_BYTES) -> None:
+                 max_metadata_bytes: int = guard.MAX_METADATA_BYTES,
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
         if token is not None and (len(token) < 16 or token.startswith("${")):
             raise ValueError("the REST token (ASSISTANT_REST_TOKEN) must be at least 16 characters")
         self.token = token
         self.allow_loopback_without_token = allow_loopback_without_token
         self.max_message_chars = max_message_chars
         self.max_metadata_bytes = max_metadata_bytes
+        self.limiter = guard.RateLimiter(messages_per_minute)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("guarded_rest_webhook", __name__)
+        on_new_message = never_silent(on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -85,6 +93,11 @@ class GuardedRestInput(InputChannel):
                                    f"(text, 1–{MAX_SENDER_CHARS} tecken). Utan det kan samtal inte hållas isär.")
             sender_id = guard.sender(guard.REST, sender)
             text = body.get("message")
+            limited = guard.rate_refusal(self.limiter, sender_id, text)
+            if limited:
+                logger.info("REST message refused (rate limit) for %s", sender_id)
+                return response.json([{"recipient_id": sender_id, "text": limited.text}],
+                                     status=HTTPStatus.TOO_MANY_REQUESTS, headers={"Retry-After": "60"})
             refusal = guard.check_message(text, self.max_message_chars)
             if refusal and refusal.reason == "too_long":
                 logger.info("REST message refused (too long, %d characters) for %s", len(text), sender_id)

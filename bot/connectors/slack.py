@@ -15,8 +15,10 @@ delivers an event again when it thinks the first delivery failed (X-Slack-Retry-
 200 and ``X-Slack-No-Retry: 1`` and not processed again.
 
 Conversations are `slack:<team id>:<user>` (Rasa's id for the user, channel or thread), so no other
-channel can address them. A message longer than `max_message_chars` (or not text) gets a reply
-saying so and never reaches the NLU, nor Rasa's mention-stripping regexes.
+channel can address them. A message longer than `max_message_chars` (or not text), or one over the
+sender's `messages_per_minute`, gets a reply saying so and never reaches the NLU, nor Rasa's
+mention-stripping regexes. When Rasa sends nothing (action server down or timed out) the fallback
+message is sent instead (bot/connectors/fallback.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
+from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +141,11 @@ class CitingSlackInput(SlackInput):
         channel.api_base_url = credentials.get("api_base_url") or SLACK_API
         channel.max_message_chars = int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS)
         channel.max_metadata_bytes = int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES)
+        channel.limiter = guard.RateLimiter(int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
         return channel
+
+    def blueprint(self, on_new_message: Any) -> Any:
+        return super().blueprint(never_silent(on_new_message))
 
     def _limit(self) -> int:
         return getattr(self, "max_message_chars", guard.MAX_MESSAGE_CHARS)
@@ -172,7 +179,8 @@ class CitingSlackInput(SlackInput):
                         request.headers.get("x-slack-retry-num"), request.headers.get("x-slack-retry-reason"))
             return response.text("", headers={"X-Slack-No-Retry": "1"})
         sender_id = guard.sender(guard.SLACK, self._team(request) or "-", sender_id)
-        refusal = guard.check_message(text, self._limit())
+        refusal = guard.rate_refusal(getattr(self, "limiter", None), sender_id, text) or \
+            guard.check_message(text, self._limit())
         if refusal:
             logger.info("Slack message refused (%s) for %s", refusal.reason, sender_id)
             metadata = metadata or {}

@@ -14,7 +14,9 @@ only, and those must use login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token
   until shortly before they expire and refreshed under a lock;
 - renders an answer and its citations as one Adaptive Card;
 - keeps Teams conversations apart from every other channel's: the sender id is `teams:<from.id>`;
-- refuses a message longer than `max_message_chars` (or not text) with a reply, before the NLU.
+- refuses a message longer than `max_message_chars` (or not text), or one over the sender's
+  `messages_per_minute`, with a reply, before the NLU; when Rasa sends nothing (action server down or
+  timed out) the fallback message is sent instead (bot/connectors/fallback.py).
 
 The login, OpenID and connector hosts are settings, so tests can run against local fakes.
 """
@@ -39,6 +41,7 @@ from sanic.response import HTTPResponse
 
 from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
+from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -240,18 +243,22 @@ class TeamsInput(InputChannel):
         return cls(credentials["app_id"], credentials["app_password"], credentials.get("tenant_id") or MULTI_TENANT,
                    credentials.get("login_url") or LOGIN_URL,
                    credentials.get("openid_configuration_url") or OPENID_CONFIGURATION_URL,
-                   int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS))
+                   int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
+                   int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
 
     def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT, login_url: Text = LOGIN_URL,
                  openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
-                 max_message_chars: int = guard.MAX_MESSAGE_CHARS) -> None:
+                 max_message_chars: int = guard.MAX_MESSAGE_CHARS,
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
         self.app_id = app_id
         self.max_message_chars = max_message_chars
+        self.limiter = guard.RateLimiter(messages_per_minute)
         self.tokens = TokenProvider(app_id, app_password, tenant_id, login_url)
         self.validator = JwtValidator(app_id, openid_configuration_url)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("teams_webhook", __name__)
+        on_new_message = never_silent(on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -280,7 +287,8 @@ class TeamsInput(InputChannel):
             text = activity.get("text")
             if isinstance(text, str) and len(text) <= self.max_message_chars:
                 text = MENTION.sub("", text).strip()  # drop @mentions of the bot (the text is capped first)
-            refusal = guard.check_message(text, self.max_message_chars)
+            refusal = guard.rate_refusal(self.limiter, sender_id, text) or guard.check_message(text,
+                                                                                             self.max_message_chars)
             if refusal:
                 logger.info("Teams message refused (%s) for %s", refusal.reason, sender_id)
                 await out.send_text_message(sender_id, refusal.text)

@@ -14,7 +14,9 @@ The token survives reloads (the page keeps it), so the conversation does too and
 find it; each session_request renews its expiry.
 
 Limits before any work: messages longer than `max_message_chars`, empty, not text or with invalid
-unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped.
+unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped; a
+session over `messages_per_minute` is told to wait. When Rasa sends nothing (action server down or
+timed out) the fallback message is sent instead (bot/connectors/fallback.py).
 """
 
 
@@ -34,6 +36,7 @@ from socketio import AsyncServer
 
 from assistant import guard
 from assistant.payload import is_answer
+from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +99,14 @@ class WebChatInput(InputChannel):
                    session_days=float(credentials.get("session_days") or guard.WEBCHAT_SESSION_DAYS),
                    max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
                    max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
-                   max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000))
+                   max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000),
+                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
 
     def __init__(self, user_message_evt: Text = "user_uttered", bot_message_evt: Text = "bot_uttered",
                  socketio_path: Text = "/socket.io", cors_allowed_origins: Any = None, *, session_secret: Text = "",
                  session_days: float = guard.WEBCHAT_SESSION_DAYS, max_message_chars: int = guard.MAX_MESSAGE_CHARS,
-                 max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000) -> None:
+                 max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000,
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
         if not session_secret or session_secret.startswith("${"):
             raise ValueError("the web chat needs a session secret: set ASSISTANT_WEBCHAT_SECRET "
                              "(python -m service.stack generates one per run when it is unset)")
@@ -115,6 +120,7 @@ class WebChatInput(InputChannel):
         self.max_message_chars = max_message_chars
         self.max_metadata_bytes = max_metadata_bytes
         self.max_body_bytes = max_body_bytes
+        self.limiter = guard.RateLimiter(messages_per_minute)
         self.sio: Optional[AsyncServer] = None
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -125,6 +131,7 @@ class WebChatInput(InputChannel):
                           max_http_buffer_size=self.max_body_bytes)
         webhook = SocketBlueprint(sio, self.socketio_path, "webchat_webhook", __name__)
         self.sio = sio
+        on_new_message = never_silent(on_new_message)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -163,7 +170,8 @@ class WebChatInput(InputChannel):
                 return
             data = data if isinstance(data, dict) else {}
             text = data.get("message")
-            refusal = guard.check_message(text, self.max_message_chars)
+            refusal = guard.rate_refusal(self.limiter, sender_id, text) or guard.check_message(text,
+                                                                                             self.max_message_chars)
             if refusal:
                 logger.info("web chat message refused (%s) for %s", refusal.reason, sender_id)
                 await reply(sid, refusal.text)
