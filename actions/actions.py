@@ -22,6 +22,7 @@ from assistant import texts
 from assistant.answer import Answer, Citation, message
 from assistant.inbox import InboxLimited
 from assistant.language import SWEDISH, detect_language
+from assistant.payload import is_answer
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
 
@@ -247,6 +248,36 @@ class ActionChangeDetail(Action):
 FEEDBACK_REASONS = ("wrong_source", "not_answered", "outdated")  # what the web chat's 👎 asks
 
 
+def feedback_target(tracker: Tracker) -> tuple[str | None, list[str]]:
+    """The question and cited paragraphs a 👍/👎 is about, taken from the conversation's tracker.
+
+    The web chat's buttons on an earlier answer name it in the message's metadata (``feedback_for``),
+    but the client only selects: its question counts only when it is one of this conversation's own
+    user messages, and its paragraph ids only those the assistant cited in this conversation. Otherwise
+    the question is the conversation's last user message before the rating (then the ``last_question``
+    slot), and the paragraphs the last answer cited.
+    """
+    events = list(tracker.events or [])
+    user_texts = [str(e.get("text") or "").strip() for e in events if e.get("event") == "user"]
+    asked = [t for t in user_texts[:-1] if t and not t.startswith("/")]  # the last one is the rating itself
+    cited: set[str] = set(map(str, tracker.get_slot("cited_ids") or []))
+    for e in events:
+        if e.get("event") == "bot":
+            custom = (e.get("data") or {}).get("custom")
+            if is_answer(custom):
+                cited.update(str(c.get("paragraph_id")) for c in custom["citations"] if isinstance(c, dict))
+    target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
+    target = target if isinstance(target, dict) else {}
+    claimed = target.get("question")
+    if isinstance(claimed, str) and claimed.strip() in asked:
+        question = claimed.strip()
+    else:
+        question = (asked[-1] if asked else None) or tracker.get_slot("last_question")
+    claimed_ids = target.get("paragraph_ids")
+    ids = [str(i) for i in claimed_ids if str(i) in cited] if isinstance(claimed_ids, list) else []
+    return question, ids or list(tracker.get_slot("cited_ids") or [])
+
+
 class ActionFeedback(Action):
     """👍/👎 on the last answer: stored for hub staff with the question and the cited paragraphs."""
 
@@ -255,10 +286,9 @@ class ActionFeedback(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
-        # The web chat's 👍/👎 on an earlier answer says which one (message metadata); otherwise the last.
-        target = ((tracker.latest_message.get("metadata") or {}).get("feedback_for") or {})
-        question = target.get("question") or tracker.get_slot("last_question")
-        ids = target.get("paragraph_ids") or list(tracker.get_slot("cited_ids") or [])
+        question, ids = feedback_target(tracker)
+        target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
+        target = target if isinstance(target, dict) else {}
         reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None
         try:
             get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,

@@ -240,12 +240,47 @@ def test_feedback_is_stored_with_the_question_and_citations(runtime):
 @pytest.mark.parametrize("reason,stored", [("outdated", "outdated"), ("wrong_source", "wrong_source"),
                                            ("<script>", None), (["x"], None)])
 def test_feedback_keeps_the_web_chats_reason_for_a_thumbs_down(runtime, reason, stored):
-    t = tracker("/feedback_bad", "feedback_bad")
+    # the rated answer is in the conversation (the question and paragraphs are checked against it)
+    asked = [{"event": "user", "text": "Vad är IOP?"},
+             {"event": "bot", "text": "IOP är …", "data": {"custom": {
+                 "answered": True, "coverage": "full", "missing": [], "language": "sv", "text": "IOP är …",
+                 "body": "IOP är …", "citations": [{"number": 1, "paragraph_id": "iop-1"}]}}}]
+    t = tracker("/feedback_bad", "feedback_bad", events=asked)
     t.latest_message["metadata"] = {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["iop-1"],
                                                      "reason": reason}}
     run(A.ActionFeedback(), t)
     [row] = runtime.inbox.feedback()
     assert (row.rating, row.question, row.paragraph_ids, row.reason) == ("bad", "Vad är IOP?", ["iop-1"], stored)
+
+
+def test_feedback_takes_its_question_from_the_tracker_not_from_the_client(runtime):
+    def answer_event(text, ids):
+        custom = {"answered": True, "coverage": "full", "missing": [], "language": "sv", "text": text, "body": text,
+                  "citations": [{"number": n + 1, "paragraph_id": i} for n, i in enumerate(ids)]}
+        return {"event": "bot", "text": text, "data": {"custom": custom}}
+
+    history = [{"event": "user", "text": "Vad är IOP?"}, answer_event("IOP är …", ["iop-1", "iop-2"]),
+               {"event": "user", "text": "Vad är LOU?"}, answer_event("LOU är …", ["lou-1"])]
+
+    def rate(metadata):
+        latest = {"text": "/feedback_bad", "intent": {"name": "feedback_bad", "confidence": 1.0}, "entities": [],
+                  "metadata": metadata}
+        slots = {"language": "sv", "last_question": "Vad är LOU?", "cited_ids": ["lou-1"]}
+        t = Tracker("web:abc", slots, latest, [*history, {"event": "user", "text": "/feedback_bad",
+                                                          "parse_data": latest, "metadata": metadata}],
+                    False, None, {}, "action_listen")
+        run(A.ActionFeedback(), t)
+        row = runtime.inbox.feedback()[-1]  # the newest
+        return row.question, row.paragraph_ids
+
+    # A made-up question and paragraphs from the client: the conversation's last question and its citations.
+    assert rate({"feedback_for": {"question": '=HYPERLINK("http://evil.example")', "paragraph_ids": ["x-1"]}}) == (
+        "Vad är LOU?", ["lou-1"])
+    # The web chat's 👎 on the earlier answer: its question is the user's own, its paragraphs were cited.
+    assert rate({"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["iop-2", "evil-9"]}}) == (
+        "Vad är IOP?", ["iop-2"])
+    assert rate({}) == ("Vad är LOU?", ["lou-1"])
+    assert rate({"feedback_for": "nonsense"}) == ("Vad är LOU?", ["lou-1"])
 
 
 # -- thresholds ------------------------------------------------------------------------------------
