@@ -164,7 +164,9 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     user.get_by_role("button", name="Prata med en person").first.click()
     user.wait_for_function("document.querySelector('#log').innerText.includes('e-postadress')", timeout=30_000)
     ask(user, "kim@example.se")
-    user.wait_for_function("document.querySelector('#log').innerText.includes('kim@example.se')", timeout=30_000)
+    # The bot's confirmation (stored by then), not the user's own bubble, which holds the address at once.
+    user.wait_for_function("[...document.querySelectorAll('.msg--bot')].some(m => m.innerText.includes('kim@example.se'))",
+                           timeout=30_000)
     session = web_sender(user.evaluate("localStorage.getItem('procurement-assistant-session')"))
 
     # Staff log in, see the request with its transcript, and reply.
@@ -177,7 +179,8 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     staff.get_by_role("heading", name="Vill prata med en person").wait_for()
     requests = httpx.get(url(stack, "/api/inbox/requests"), headers={"Authorization": f"Bearer {STAFF_TOKEN}"},
                          timeout=30).json()
-    mine = next(r for r in requests if r["sender_id"] == session)
+    mine = next((r for r in requests if r["sender_id"] == session), None)
+    assert mine, (session, requests)
     assert mine["contact"] == "kim@example.se" and "deklarationen" in mine["question"]
     assert any(t["who"] == "user" and "deklarationen" in t["text"] for t in mine["transcript"])
     section = staff.locator("section.request", has_text=f"Ärende {mine['id']} ")
