@@ -79,6 +79,19 @@ def _rescale(scores: np.ndarray, depth: int) -> np.ndarray:
     return np.clip((scores - floor) / (top - floor + 1e-9), 0.0, 1.0)
 
 
+def _similarities(index, vectors: np.ndarray) -> np.ndarray:
+    """Every query vector's inner product with every vector of a FAISS index (exact), in the index's
+    order: shape (queries, index size); -1 where FAISS returns no id. Through FAISS rather than numpy:
+    a numpy (OpenBLAS) product left BLAS threads spinning against torch's on 2 cores and tripled the
+    time of every search."""
+    out = np.full((len(vectors), index.ntotal), -1.0, dtype=np.float32)
+    sims, ids = index.search(vectors, index.ntotal)
+    for row, (s, i) in enumerate(zip(sims, ids)):
+        valid = i >= 0
+        out[row, i[valid]] = s[valid]
+    return out
+
+
 def _top(scores: np.ndarray) -> float:
     return round(float(scores.max()), 6) if len(scores) else 0.0
 
@@ -151,30 +164,14 @@ class SearchEngine:
         see ``question_focus``) each is the mean of the message's and the focus's similarity; both
         are embedded in one call. Exact search: the corpus is small."""
         vectors = self.embedder.encode_queries([query, focus] if focus else [query])
-        rows = len(vectors)
-        # Through FAISS like the paragraphs: a numpy (OpenBLAS) product here left BLAS threads spinning
-        # against torch's on 2 cores and tripled the time of every search.
-        sentences = np.zeros(0, dtype=np.float32)
         s_index = self.index.sentence_index
-        if s_index is not None and s_index.ntotal:
-            sentences = np.empty((rows, s_index.ntotal), dtype=np.float32)
-            sims, ids = s_index.search(vectors, s_index.ntotal)
-            for r in range(rows):
-                sentences[r, ids[r]] = sims[r]
-            sentences = sentences.mean(axis=0)
-        n = self.index.dense.ntotal
-        paragraph = np.full((rows, n), -1.0, dtype=np.float32)
-        sims, ids = self.index.dense.search(vectors, n)
-        for r in range(rows):
-            valid = ids[r] >= 0
-            paragraph[r, ids[r][valid]] = sims[r][valid]
-        examples = np.full((rows, n), -1.0, dtype=np.float32)
-        m = self.index.questions.ntotal if self.index.questions is not None else 0
-        if m:
-            sims, ids = self.index.questions.search(vectors, m)
-            for r in range(rows):
-                valid = ids[r] >= 0
-                np.maximum.at(examples[r], self._owners[ids[r][valid]], sims[r][valid])
+        sentences = _similarities(s_index, vectors).mean(axis=0) if s_index is not None and s_index.ntotal \
+            else np.zeros(0, dtype=np.float32)
+        paragraph = _similarities(self.index.dense, vectors)
+        examples = np.full_like(paragraph, -1.0)
+        if self.index.questions is not None and self.index.questions.ntotal:
+            for row, sims in zip(examples, _similarities(self.index.questions, vectors)):
+                np.maximum.at(row, self._owners, sims)
         return paragraph.mean(axis=0), examples.mean(axis=0), sentences
 
     def lexical_scores(self, query: str) -> np.ndarray:
