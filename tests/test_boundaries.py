@@ -465,6 +465,7 @@ def test_the_channel_file_carries_the_message_rate(tmp_path):
     settings = StackSettings(log_dir=tmp_path / "log", messages_per_minute=7, slack_bot_token="xoxb-x",
                              slack_signing_secret="s", teams_app_id="a", teams_app_password="p")
     channels = yaml.safe_load(write_credentials(settings).read_text(encoding="utf-8"))
+    assert channels.pop("bot.connectors.health.HealthInput") == {}  # /health/*: takes no messages
     assert {name: c["messages_per_minute"] for name, c in channels.items()} == {
         "bot.connectors.rest.GuardedRestInput": 7, "bot.connectors.webchat.WebChatInput": 7,
         "bot.connectors.slack.CitingSlackInput": 7, "bot.connectors.teams.TeamsInput": 7}
