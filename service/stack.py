@@ -274,7 +274,8 @@ class Stack:
                                "Stop it, or choose other ports (ASSISTANT_PORT, ASSISTANT_ACTIONS_PORT, ASSISTANT_RASA_PORT).")
         for p in self.processes:
             p.start(self.settings.log_dir)
-        deadline = time.monotonic() + self.settings.start_timeout
+        started = time.monotonic()
+        deadline = started + self.settings.start_timeout
         pending = list(self.processes)
         while pending:
             for p in list(pending):
@@ -283,6 +284,7 @@ class Stack:
                     raise RuntimeError(f"{p.name} stopped while starting; last lines of {p.log_path}:\n{p.tail()}")
                 if p.ready():
                     pending.remove(p)
+                    print(f"  {p.name} ready after {time.monotonic() - started:.0f} s", flush=True)
             if pending and time.monotonic() > deadline:
                 self.stop()
                 names = ", ".join(p.name for p in pending)
@@ -327,6 +329,7 @@ def _interrupt(*_: object) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every health check
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack as Ctrl-C does
     stack = Stack()
     started = time.perf_counter()

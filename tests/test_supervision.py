@@ -51,6 +51,7 @@ class Launcher:
                "ASSISTANT_INBOX_DB": str(tmp / "inbox.sqlite3"), "ASSISTANT_LOG_DIR": str(self.log_dir),
                "ASSISTANT_WEBCHAT_SOCKET_URL": f"http://127.0.0.1:{self.rasa_port}",
                "ASSISTANT_ACTION_TIMEOUT": str(ACTION_TIMEOUT), "ASSISTANT_RESTART_DELAY": "1",
+               "ASSISTANT_MESSAGES_PER_MINUTE": "0",  # the tests ask again every second while waiting
                "ASSISTANT_START_TIMEOUT": "400"}
         for name in ("ASSISTANT_REST_TOKEN", "ASSISTANT_RASA_API_TOKEN", "ASSISTANT_HOST"):
             env.pop(name, None)
@@ -95,6 +96,14 @@ class Launcher:
             return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
         except httpx.TransportError:
             return None
+
+    def wait_all_ready(self, timeout: float = 180) -> None:
+        """All three processes ready (a test after a kill starts from a whole stack)."""
+        deadline = time.monotonic() + timeout
+        for port in (self.port, self.actions_port, self.rasa_port):
+            while (r := self.ready(port)) is None or r.json().get("status") != "ready":
+                assert time.monotonic() < deadline, f"port {port} not ready: {r and r.text}"
+                time.sleep(1)
 
     def stop(self) -> int:
         if self.popen.poll() is None:
@@ -143,6 +152,7 @@ def test_readiness_reports_each_dependency(launcher):
 
 
 def test_a_hung_action_server_gets_the_fallback_within_the_action_timeout(launcher):
+    launcher.wait_all_ready()
     assert answered(launcher.chat("hung-" + uuid.uuid4().hex[:6], QUESTION))
     pid = launcher.child("action-server")
     os.kill(pid, signal.SIGSTOP)  # alive but answering nothing: slow, from Rasa's side
@@ -163,6 +173,7 @@ def test_a_hung_action_server_gets_the_fallback_within_the_action_timeout(launch
 @pytest.mark.parametrize("name", ["action-server", "rasa", "knowledge-service"])
 def test_kill_9_of_one_process_the_chat_answers_again_by_itself(launcher, name):
     sender = f"kill-{name}-{uuid.uuid4().hex[:6]}"
+    launcher.wait_all_ready()
     assert answered(launcher.chat(sender, QUESTION))
     pid = launcher.child(name)
     os.kill(pid, signal.SIGKILL)
@@ -176,8 +187,10 @@ def test_kill_9_of_one_process_the_chat_answers_again_by_itself(launcher, name):
             assert [m.get("text") for m in reply] == [FALLBACK_SV], reply
         if answered(reply):
             break
-        assert time.monotonic() - killed < RECOVERY_SECONDS, f"no answer {RECOVERY_SECONDS} s after kill -9 of {name}"
-        time.sleep(0.5)
+        assert time.monotonic() - killed < RECOVERY_SECONDS, (
+            f"no answer {RECOVERY_SECONDS} s after kill -9 of {name} (load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores)")
+        time.sleep(1)
     recovered = time.monotonic() - killed
     port = {"knowledge-service": launcher.port, "action-server": launcher.actions_port, "rasa": launcher.rasa_port}[name]
     while (r := launcher.ready(port)) is None or r.status_code != 200:  # the killed process itself is back
@@ -191,6 +204,7 @@ def test_kill_9_of_one_process_the_chat_answers_again_by_itself(launcher, name):
 
 
 def test_the_web_chat_says_the_assistant_restarts_and_sends_the_message_when_it_is_back(launcher, browser):  # noqa: F811
+    launcher.wait_all_ready()
     context = browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)
     try:
         page = context.new_page()
