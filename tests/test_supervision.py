@@ -33,6 +33,7 @@ RECOVERY_SECONDS = 30
 ACTION_TIMEOUT = 15  # answers take up to ~10 s on this machine under load: a shorter timeout cuts real ones off
 FALLBACK_SV = "Något gick fel hos mig – försök igen om en stund, eller be att få prata med en person."
 QUESTION = "Vad är ett idéburet offentligt partnerskap?"
+RASA_API_TOKEN = "supervision-test-rasa-api-secret-0123456789"
 
 pytestmark = pytest.mark.slow
 
@@ -53,8 +54,9 @@ class Launcher:
                "ASSISTANT_ACTION_TIMEOUT": str(ACTION_TIMEOUT), "ASSISTANT_RESTART_DELAY": "1",
                "ASSISTANT_MESSAGES_PER_MINUTE": "0",  # the tests ask again every second while waiting
                "ASSISTANT_START_TIMEOUT": "400"}
-        for name in ("ASSISTANT_REST_TOKEN", "ASSISTANT_RASA_API_TOKEN", "ASSISTANT_HOST"):
+        for name in ("ASSISTANT_REST_TOKEN", "ASSISTANT_HOST"):
             env.pop(name, None)
+        env["ASSISTANT_RASA_API_TOKEN"] = RASA_API_TOKEN  # to read the tracker
         with self.output.open("wb") as out:
             self.popen = subprocess.Popen([sys.executable, "-m", "service.stack"], cwd=ROOT, env=env, stdout=out,
                                           stderr=subprocess.STDOUT)
@@ -96,6 +98,15 @@ class Launcher:
             return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
         except httpx.TransportError:
             return None
+
+    def events(self, conversation_id: str) -> list[dict]:
+        from service.rasa_api import rasa_api_jwt
+
+        jwt = rasa_api_jwt(RASA_API_TOKEN, conversation_id, "user")
+        r = httpx.get(f"http://127.0.0.1:{self.rasa_port}/conversations/{conversation_id}/tracker",
+                      params={"include_events": "ALL"}, headers={"Authorization": f"Bearer {jwt}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["events"]
 
     def wait_all_ready(self, timeout: float = 180) -> None:
         """All three processes ready (a test after a kill starts from a whole stack)."""
@@ -156,12 +167,19 @@ def test_a_hung_action_server_gets_the_fallback_within_the_action_timeout(launch
     assert answered(launcher.chat("hung-" + uuid.uuid4().hex[:6], QUESTION))
     pid = launcher.child("action-server")
     os.kill(pid, signal.SIGSTOP)  # alive but answering nothing: slow, from Rasa's side
+    sender = "hung-" + uuid.uuid4().hex[:6]
     try:
         started = time.monotonic()
-        reply = launcher.chat("hung-" + uuid.uuid4().hex[:6], QUESTION)
+        reply = launcher.chat(sender, QUESTION)
         took = time.monotonic() - started
-        assert reply == [{"recipient_id": reply[0]["recipient_id"], "text": FALLBACK_SV}]
+        assert reply == [{"recipient_id": f"rest:{sender}", "text": FALLBACK_SV}]
         assert ACTION_TIMEOUT - 1 < took < ACTION_TIMEOUT + 20
+        # The tracker records what was sent, not an answer: the turn rewound, then the fallback.
+        log = launcher.events(f"rest:{sender}")
+        after = log[max(i for i, e in enumerate(log) if e["event"] == "user") + 1:]
+        assert [e["text"] for e in after if e["event"] == "bot"] == [FALLBACK_SV]
+        kinds = [e["event"] for e in after]
+        assert "rewind" in kinds and kinds.index("rewind") < kinds.index("bot")
         rasa = launcher.ready(launcher.rasa_port)  # Rasa stays in rotation, degraded: it still replies
         assert rasa.status_code == 200 and rasa.json()["status"] == "degraded"
         assert rasa.json()["checks"]["action_server"]["ok"] is False
