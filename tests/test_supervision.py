@@ -180,6 +180,7 @@ def test_a_hung_action_server_gets_the_fallback_within_the_action_timeout(launch
         assert [e["text"] for e in after if e["event"] == "bot"] == [FALLBACK_SV]
         kinds = [e["event"] for e in after]
         assert "rewind" in kinds and kinds.index("rewind") < kinds.index("bot")
+        assert (after[-1]["event"], after[-1].get("name")) == ("action", "action_listen")
         rasa = launcher.ready(launcher.rasa_port)  # Rasa stays in rotation, degraded: it still replies
         assert rasa.status_code == 200 and rasa.json()["status"] == "degraded"
         assert rasa.json()["checks"]["action_server"]["ok"] is False
