@@ -206,11 +206,14 @@ def test_kill_9_of_one_process_the_chat_answers_again_by_itself(launcher, name):
             assert [m.get("text") for m in reply] == [FALLBACK_SV], reply
         if answered(reply):
             break
-        assert time.monotonic() - killed < RECOVERY_SECONDS, (
-            f"no answer {RECOVERY_SECONDS} s after kill -9 of {name} (load average {os.getloadavg()[0]:.1f} on "
-            f"{os.cpu_count()} cores)")
+        # Past the bound it keeps asking a while, so a failure says whether the chat came back late
+        # (a loaded machine) or not at all (a bug).
+        assert time.monotonic() - killed < RECOVERY_SECONDS + 120, f"no answer at all after kill -9 of {name}"
         time.sleep(1)
     recovered = time.monotonic() - killed
+    assert recovered <= RECOVERY_SECONDS, (f"the chat answered again {recovered:.0f} s after kill -9 of {name}, "
+                                           f"more than {RECOVERY_SECONDS} s (load average "
+                                           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     port = {"knowledge-service": launcher.port, "action-server": launcher.actions_port, "rasa": launcher.rasa_port}[name]
     while (r := launcher.ready(port)) is None or r.status_code != 200:  # the killed process itself is back
         assert time.monotonic() - killed < RECOVERY_SECONDS + 60, f"{name} not ready again"
