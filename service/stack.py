@@ -48,6 +48,8 @@ class StackSettings(ServiceSettings):
     restart_delay_max: float = Field(30.0, gt=0, le=3600, description="Longest wait before a restart")
     restart_reset_after: float = Field(60.0, ge=0, le=86_400, description="A process up this many seconds counts "
                                        "as healthy: its next crash is restarted after restart_delay again")
+    restart_hung_after: float = Field(60.0, ge=0, le=3600, description="A process that was ready and then answers "
+                                      "no HTTP request for this many seconds is killed and restarted (0 = never)")
     slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…); enables the Slack channel")
     slack_signing_secret: SecretStr | None = Field(None, description="Slack app signing secret")
     slack_api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (GovSlack, tests)")
@@ -108,6 +110,22 @@ class Process:
             return httpx.get(self.health_url, timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def responds(self) -> bool:
+        """Answers HTTP at all (any status: a 503 'not ready' is alive); False when refused or silent."""
+        try:
+            httpx.get(self.health_url, timeout=5.0)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL to the process group (a hung process); the supervisor then restarts it."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after 15 s; also reaps what a crashed leader left behind."""
@@ -342,7 +360,8 @@ def main() -> int:
             return 1
         print(f"Ready in {time.perf_counter() - started:.0f} s.\n{stack.describe()}\nA process that stops is "
               "restarted (its log says why it stopped); Ctrl-C stops everything.", flush=True)
-        supervisor = Supervisor(stack.processes, stack.settings.log_dir, backoff(stack.settings))
+        supervisor = Supervisor(stack.processes, stack.settings.log_dir, backoff(stack.settings),
+                                hung_after=stack.settings.restart_hung_after)
         while True:
             supervisor.tick()
             time.sleep(0.5)

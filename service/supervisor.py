@@ -4,7 +4,9 @@ The launcher (``python -m service.stack``) hands its processes to a :class:`Supe
 them are ready, then calls :meth:`Supervisor.tick` about twice a second until Ctrl-C/SIGTERM. A
 process that exits is logged (exit code or signal, and the last lines of its log) and started again
 after a delay: 1 s, 2 s, 4 s … capped at 30 s; the delay falls back to 1 s once a process has stayed
-up for ``reset_after`` seconds. The other processes keep serving meanwhile.
+up for ``reset_after`` seconds. The other processes keep serving meanwhile. A process that was ready
+and then stops answering HTTP at all (any status counts as an answer) for ``hung_after`` seconds is
+killed (SIGKILL to its group) and restarted the same way: hung is as bad as dead.
 
 Everything here works on the small :class:`Child` protocol and takes the clock as an argument, so
 the policy is tested with fake processes and a fake clock (tests/test_supervisor.py).
@@ -38,6 +40,10 @@ class Child(Protocol):
     def tail(self, lines: int = 25) -> str: ...
 
     def stop(self) -> None: ...
+
+    def responds(self) -> bool: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ class Supervised:
     restarts: int = 0
     awaiting_ready: bool = False  # restarted, not yet answering its health check
     last_exit: str | None = None
+    last_probe: float = float("-inf")
+    silent_since: float | None = None  # first failed liveness probe of the current silence
 
 
 @dataclass
@@ -93,6 +101,8 @@ class Supervisor:
     log_dir: Path
     backoff: Backoff = field(default_factory=Backoff)
     clock: Callable[[], float] = time.monotonic
+    hung_after: float = 60.0  # 0: never kill a process that is alive but silent
+    probe_every: float = 5.0
     states: dict[str, Supervised] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,9 +118,26 @@ class Supervisor:
                 self._crashed(state, now)
             elif state.restart_at is not None and now >= state.restart_at:
                 self._restart(state, now)
-            elif state.awaiting_ready and child.alive() and child.ready():
-                state.awaiting_ready = False
-                log.warning("%s is ready again, %.1f s after its restart", child.name, now - state.started_at)
+            elif state.awaiting_ready:
+                if child.alive() and child.ready():
+                    state.awaiting_ready = False
+                    log.warning("%s is ready again, %.1f s after its restart", child.name, now - state.started_at)
+            elif self.hung_after > 0 and now - state.last_probe >= self.probe_every:
+                self._probe(state, now)
+
+    def _probe(self, state: Supervised, now: float) -> None:
+        """Liveness of a child that was ready: kill it after ``hung_after`` s without any HTTP answer."""
+        state.last_probe = now
+        if state.child.responds():
+            state.silent_since = None
+            return
+        if state.silent_since is None:
+            state.silent_since = now
+        elif now - state.silent_since >= self.hung_after:
+            log.error("%s has not answered for %.0f s: killing it to restart it", state.child.name,
+                      now - state.silent_since)
+            state.silent_since = None
+            state.child.kill()
 
     def _crashed(self, state: Supervised, now: float) -> None:
         child = state.child
@@ -132,6 +159,7 @@ class Supervisor:
         state.started_at = now
         state.restarts += 1
         state.awaiting_ready = True
+        state.silent_since = None
         try:
             child.stop()  # reaps what is left of its process group (a killed server's own children)
             child.start(self.log_dir)

@@ -2,7 +2,8 @@
 
 - kill -9 of each process in turn: the chat answers again within RECOVERY_SECONDS without anyone
   acting, and every reply meanwhile is a message, never ``[]``; the launcher logs how each one ended.
-- a hung action server (SIGSTOP): after ASSISTANT_ACTION_TIMEOUT the user gets the fallback message.
+- a hung action server (SIGSTOP): after ASSISTANT_ACTION_TIMEOUT the user gets the fallback message,
+  and after ASSISTANT_RESTART_HUNG_AFTER the launcher kills and restarts it.
 - the readiness endpoints of the three processes report their dependencies.
 - the web chat page, Rasa killed under it: it says the assistant restarts, and the question asked
   meanwhile is sent when Rasa is back and answered.
@@ -34,6 +35,7 @@ ACTION_TIMEOUT = 15  # answers take up to ~10 s on this machine under load: a sh
 FALLBACK_SV = "Något gick fel hos mig – försök igen om en stund, eller be att få prata med en person."
 QUESTION = "Vad är ett idéburet offentligt partnerskap?"
 RASA_API_TOKEN = "supervision-test-rasa-api-secret-0123456789"
+HUNG_AFTER = 40  # longer than the hung-action-server test lasts, so it sees a hung (not restarted) server
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +55,7 @@ class Launcher:
                "ASSISTANT_WEBCHAT_SOCKET_URL": f"http://127.0.0.1:{self.rasa_port}",
                "ASSISTANT_ACTION_TIMEOUT": str(ACTION_TIMEOUT), "ASSISTANT_RESTART_DELAY": "1",
                "ASSISTANT_MESSAGES_PER_MINUTE": "0",  # the tests ask again every second while waiting
+               "ASSISTANT_RESTART_HUNG_AFTER": str(HUNG_AFTER),
                "ASSISTANT_START_TIMEOUT": "400"}
         for name in ("ASSISTANT_REST_TOKEN", "ASSISTANT_HOST"):
             env.pop(name, None)
@@ -244,6 +247,24 @@ def test_the_web_chat_says_the_assistant_restarts_and_sends_the_message_when_it_
         assert "ramavtal" in page.locator(".msg--answer").first.inner_text().lower()
     finally:
         context.close()
+
+
+def test_a_process_that_stops_answering_is_killed_and_restarted(launcher):
+    launcher.wait_all_ready()
+    pid = launcher.child("action-server")
+    os.kill(pid, signal.SIGSTOP)  # alive, answering nothing, for good
+    stopped = time.monotonic()
+    try:
+        while "action-server has not answered for" not in launcher.text():
+            assert time.monotonic() - stopped < HUNG_AFTER + 60, "a hung action server was never killed"
+            time.sleep(1)
+        assert time.monotonic() - stopped >= HUNG_AFTER - 1
+        launcher.wait_all_ready()
+        assert launcher.child("action-server") != pid
+        assert answered(launcher.chat("after-hang-" + uuid.uuid4().hex[:6], QUESTION))
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGCONT)
 
 
 def test_sigterm_stops_the_launcher_and_every_child(launcher):

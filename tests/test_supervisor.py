@@ -32,6 +32,8 @@ class FakeChild:
         self.starts = 0
         self.stops = 0
         self.answers = True
+        self.responding = True  # answers HTTP at all (a hung process does not)
+        self.kills = 0
 
     def crash(self, code: int) -> None:
         self.running, self.code = False, code
@@ -54,6 +56,13 @@ class FakeChild:
 
     def stop(self) -> None:
         self.stops += 1
+
+    def responds(self) -> bool:
+        return self.running and self.responding
+
+    def kill(self) -> None:
+        self.kills += 1
+        self.crash(-signal.SIGKILL)
 
 
 def run_until_restarted(sup: Supervisor, clock: Clock, child: FakeChild, step: float = 0.25) -> float:
@@ -149,6 +158,54 @@ def test_a_failing_start_is_retried_later(tmp_path):
         sup.tick()
         clock.now += 0.25
     assert [round(t - attempts[0], 2) for t in attempts] == [0, 2, 6]  # 1 s, then 2 s, then 4 s later
+
+
+def test_a_hung_child_is_killed_after_hung_after_seconds_and_restarted(tmp_path, caplog):
+    clock = Clock()
+    rasa, actions = FakeChild("rasa"), FakeChild("actions")
+    sup = Supervisor([rasa, actions], tmp_path, Backoff(initial=1), clock=clock, hung_after=60, probe_every=5)
+    actions.responding = False  # alive, silent
+    with caplog.at_level(logging.INFO, logger="assistant.supervisor"):
+        while actions.kills == 0:
+            sup.tick()
+            clock.now += 0.5
+            assert clock.now < 1000 + 120
+    assert 60 <= clock.now - 1000 <= 66 and rasa.kills == 0
+    assert "actions has not answered for 60 s: killing it" in caplog.text
+    actions.responding = True
+    run_until_restarted(sup, clock, actions)
+    assert actions.starts == 1 and sup.status()["actions"]["last_exit"] == "killed by SIGKILL"
+
+
+def test_a_short_silence_or_a_slow_start_is_not_killed(tmp_path):
+    clock = Clock()
+    child = FakeChild("rasa")
+    sup = Supervisor([child], tmp_path, Backoff(initial=1), clock=clock, hung_after=60, probe_every=5)
+    child.responding = False
+    for _ in range(100):  # 50 s silent, then answering again: the silence starts over
+        sup.tick()
+        clock.now += 0.5
+    child.responding = True
+    sup.tick()
+    child.responding = False
+    for _ in range(100):
+        sup.tick()
+        clock.now += 0.5
+    assert child.kills == 0
+    # A restarted process loading its model answers nothing for minutes: not ready yet, never killed.
+    child.crash(1)
+    child.answers = False
+    run_until_restarted(sup, clock, child)
+    for _ in range(400):
+        sup.tick()
+        clock.now += 0.5
+    assert child.kills == 0
+    off = Supervisor([FakeChild("x")], tmp_path, clock=clock, hung_after=0)
+    off.children[0].responding = False
+    for _ in range(400):
+        off.tick()
+        clock.now += 0.5
+    assert off.children[0].kills == 0
 
 
 # -- service.stack.Process with real processes ----------------------------------------------------
