@@ -3,7 +3,8 @@
     POST /api/search                 {"query": str, "k": int} -> {"hits": [...], "took_ms": float}
     GET  /api/documents              the documents in the index
     GET  /api/paragraphs/{id}        one paragraph with its neighbours
-    GET  /health                     ready or not, and why
+    GET  /health                     ready or not, and why (index, model)
+    GET  /health/live, /health/ready liveness, and readiness with each dependency (assistant/health.py)
     GET  /openapi.json               OpenAPI schema (/docs, the interactive page, with ASSISTANT_API_DOCS=true)
 
 The model and the index load once, at start-up, in the background; until they are ready (or if
@@ -163,6 +164,26 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
 
     add_web_routes(app, settings, holder, inbox)
     add_staff_routes(app, settings, inbox)
+
+    @app.get("/health/live", tags=["health"])
+    def live() -> dict[str, str]:
+        """Liveness: the process serves HTTP (restart it when this fails)."""
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """Readiness: the index is loaded (required) and the inbox database answers (optional: without it
+        the search and the web page still work)."""
+        from assistant.health import Check, check, inbox_probe, report
+
+        if not holder.ready:
+            index = Check("index", False, "loading")
+        elif holder.engine is None:
+            index = Check("index", False, holder.error or "could not be loaded")
+        else:
+            index = Check("index", True, f"{holder.engine.index.manifest.paragraph_count} paragraphs")
+        code, body = report([index, check("inbox", inbox_probe(inbox), required=False)])
+        return JSONResponse(status_code=code, content=body)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:
