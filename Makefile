@@ -102,7 +102,8 @@ rasa-env: $(RASA_VENV)/.installed
 
 # Train only when the Rasa project changed (make compares the files with the model's time).
 RASA_MODEL := var/rasa/models/bot.tar.gz
-BOT_FILES := $(wildcard bot/*.yml bot/data/*.yml)
+# endpoints.yml and credentials.yml say where Rasa runs, not what it learns: changing them retrains nothing.
+BOT_FILES := $(filter-out bot/endpoints.yml bot/credentials.yml,$(wildcard bot/*.yml bot/data/*.yml))
 $(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
 	$(MAKE) model
 	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models

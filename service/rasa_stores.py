@@ -3,8 +3,9 @@
 - Tracker store (``ASSISTANT_TRACKER_URL``): empty = the SQLite file of ``ASSISTANT_TRACKER_DIALECT`` /
   ``ASSISTANT_TRACKER_DB`` (the zero-setup default); otherwise a full SQLAlchemy URL such as
   ``postgresql://user:password@host:5432/rasa``, which Rasa's SQL tracker store uses as it is.
-- Lock store (``ASSISTANT_LOCK_STORE`` …): ``in_memory`` for one Rasa process; ``redis`` when
-  ``ASSISTANT_REDIS_URL`` is set, so several Rasa replicas never process one conversation at the same time.
+- Lock store (``ASSISTANT_LOCK_STORE`` …): ``in_memory`` for one Rasa process; Redis when
+  ``ASSISTANT_REDIS_URL`` is set (``bot.lock_store.AtomicRedisLockStore``), so several Rasa replicas never
+  process one conversation at the same time.
 
 The values hold passwords: they reach Rasa by environment only (never argv, never a file).
 """
@@ -14,6 +15,10 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
+
+
+# Rasa's RedisLockStore with atomic ticket updates (Rasa's own races between replicas: bot/lock_store.py).
+REDIS_LOCK_STORE = "bot.lock_store.AtomicRedisLockStore"
 
 
 def _secret(value: SecretStr | str | None) -> str:
@@ -43,7 +48,7 @@ def store_env(tracker_url: SecretStr | str | None, redis_url: SecretStr | str | 
     url = _secret(redis_url)
     if url:
         parts = redis_parts(url)
-        env.update({"ASSISTANT_LOCK_STORE": "redis", "ASSISTANT_LOCK_STORE_HOST": parts["host"],
+        env.update({"ASSISTANT_LOCK_STORE": REDIS_LOCK_STORE, "ASSISTANT_LOCK_STORE_HOST": parts["host"],
                     "ASSISTANT_LOCK_STORE_PORT": parts["port"], "ASSISTANT_LOCK_STORE_DB": parts["db"],
                     "ASSISTANT_LOCK_STORE_PASSWORD": parts["password"]})
     return env

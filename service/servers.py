@@ -85,9 +85,15 @@ def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
 class ServerProcess(Process):
     """A Process whose readiness is a protocol check, not an HTTP health URL."""
 
-    def __init__(self, name: str, command: list[str], probe, env: dict[str, str] | None = None):
+    def __init__(self, name: str, command: list[str], probe, env: dict[str, str] | None = None, prepare=None):
         super().__init__(name, command, health_url="", env=env or {})
         self.probe = probe
+        self.prepare = prepare  # run before each start (initdb, the configuration file)
+
+    def start(self, log_dir: Path) -> None:
+        if self.prepare:
+            self.prepare()
+        super().start(log_dir)
 
     def ready(self) -> bool:
         try:
@@ -103,7 +109,7 @@ class LocalPostgres:
 
     folder: Path
     port: int
-    database: str = "assistant"
+    databases: tuple[str, ...] = ("assistant",)  # created on first start; the first is the default
 
     @property
     def data(self) -> Path:
@@ -116,7 +122,7 @@ class LocalPostgres:
     def url(self, database: str | None = None, driver: str = "postgresql") -> str:
         """SQLAlchemy URL (it holds the password: pass it by environment, never print it)."""
         return (f"{driver}://{PG_USER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/"
-                f"{database or self.database}")
+                f"{database or self.databases[0]}")
 
     def initdb(self) -> None:
         """Create the cluster once: the superuser ``assistant`` with the generated password."""
@@ -145,14 +151,13 @@ class LocalPostgres:
             pw_copy.unlink(missing_ok=True)
 
     def process(self) -> ServerProcess:
-        self.initdb()
         options = ["-p", str(self.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
                    "-c", "max_connections=200", "-c", "fsync=on"]
         return ServerProcess("postgres", [*_as_postgres_user(), str(postgres_bin() / "postgres"), "-D",
-                                          str(self.data), *options], self.ready)
+                                          str(self.data), *options], self.ready, prepare=self.initdb)
 
     def ready(self) -> bool:
-        """Accepting connections, and the application database exists (created here when missing)."""
+        """Accepting connections, and the application databases exist (created here when missing)."""
         if not tcp_open("127.0.0.1", self.port):
             return False
         import sqlalchemy as sa
@@ -160,10 +165,10 @@ class LocalPostgres:
         engine = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
         try:
             with engine.connect() as db:
-                exists = db.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
-                                    {"d": self.database}).scalar()
-                if not exists:
-                    db.execute(sa.text(f'CREATE DATABASE "{self.database}"'))
+                for name in self.databases:
+                    exists = db.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}).scalar()
+                    if not exists:
+                        db.execute(sa.text(f'CREATE DATABASE "{name}"'))
             return True
         except sa.exc.OperationalError:
             return False
@@ -239,7 +244,7 @@ class LocalRedis:
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server is not installed: make cluster-deps (apt-get install redis-server)")
-        return ServerProcess("redis", [binary, str(self.write_config())], self.ready)
+        return ServerProcess("redis", [binary, str(self.folder / "redis.conf")], self.ready, prepare=self.write_config)
 
     def ready(self) -> bool:
         return tcp_open("127.0.0.1", self.port) and b"+PONG" in redis_command("127.0.0.1", self.port, self.password,

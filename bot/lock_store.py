@@ -1,0 +1,93 @@
+"""Rasa's Redis lock store with atomic updates, for several Rasa replicas sharing conversations.
+
+Rasa 3.6's ``RedisLockStore`` changes a conversation's ticket lock by read-modify-write (GET, change,
+SET) without a transaction. When two replicas receive messages of one conversation at the same moment,
+both read "no tickets", both issue ticket 0 and both save: each believes it holds the lock, and both
+load, change and save the conversation at once, so one turn's events are lost from the tracker
+(tests/test_cluster.py caught this). The same race lets one replica's cleanup delete the lock another
+replica has just queued on.
+
+Here every change of a lock runs as an optimistic Redis transaction (WATCH the key, read, MULTI/SET or
+DEL, EXEC, and again if another replica changed the key in between), so tickets are numbered once and
+never lost. Waiting, lifetimes and the wire format stay Rasa's own. Select it in endpoints.yml with
+``lock_store: type: bot.lock_store.AtomicRedisLockStore`` (service/rasa_stores.py does when
+ASSISTANT_REDIS_URL is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable, Optional, Text, Tuple, TypeVar
+
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# (the lock to save, or None to delete the key; the caller's result)
+Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], T]]
+
+
+class AtomicRedisLockStore(RedisLockStore):
+    def _transact(self, conversation_id: Text, change: Change) -> T:
+        import redis
+
+        key = self.key_prefix + conversation_id
+        with self.red.pipeline() as pipe:
+            for _ in range(1000):
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    lock = TicketLock.from_dict(json.loads(raw)) if raw else None
+                    new, result = change(lock)
+                    pipe.multi()
+                    if new is None:
+                        pipe.delete(key)
+                    else:
+                        pipe.set(key, new.dumps())
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue  # another replica changed the lock meanwhile: read it again
+        raise LockError(f"could not update the lock of conversation {conversation_id!r}: too much contention")
+
+    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: Optional[TicketLock]):
+            lock = lock or self.create_lock(conversation_id)
+            return lock, lock.issue_ticket(lock_lifetime)
+
+        try:
+            return self._transact(conversation_id, change)
+        except LockError:
+            raise
+        except Exception as e:  # as Rasa's own: any Redis failure is a LockError
+            raise LockError(f"Error while acquiring lock. Error:\n{e}")
+
+    def update_lock(self, conversation_id: Text) -> None:
+        def change(lock: Optional[TicketLock]):
+            if lock:
+                lock.remove_expired_tickets()
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
+        def change(lock: Optional[TicketLock]):
+            if lock:
+                lock.remove_ticket_for(ticket_number)
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
+        """Remove this ticket, and the lock when no one else is waiting: in one step, so a ticket another
+        replica issues meanwhile is never deleted with it."""
+        def change(lock: Optional[TicketLock]):
+            if lock:
+                lock.remove_ticket_for(ticket_number)
+                if lock.is_someone_waiting():
+                    return lock, None
+            return None, None
+
+        self._transact(conversation_id, change)

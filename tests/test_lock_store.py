@@ -1,0 +1,76 @@
+"""The Redis lock store the Rasa replicas share (bot/lock_store.py), against a real Redis (slow).
+
+Each "replica" is a lock store object with its own Redis connection, as in separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = """
+import asyncio, json, os, sys, threading
+from rasa.core.lock_store import RedisLockStore
+from bot.lock_store import AtomicRedisLockStore
+
+cls = {"atomic": AtomicRedisLockStore, "rasa": RedisLockStore}[sys.argv[1]]
+stores = [cls(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]), db=2, password=os.environ["REDIS_PASSWORD"])
+          for _ in range(8)]
+out = {}
+
+# 1. Eight replicas take a ticket for one conversation at the same moment.
+start = threading.Barrier(len(stores))
+tickets = []
+def take(store):
+    start.wait()
+    tickets.append(store.issue_ticket("conv-1"))
+threads = [threading.Thread(target=take, args=(s,)) for s in stores]
+[t.start() for t in threads]; [t.join() for t in threads]
+out["tickets"] = sorted(tickets)
+out["queued"] = len(stores[0].get_lock("conv-1").tickets)
+for t in tickets:
+    stores[0].cleanup("conv-1", t)
+out["left"] = stores[0].get_lock("conv-1") is not None
+
+# 2. Eight replicas each process one message of one conversation: at most one at a time.
+inside, most = [0], [0]
+guard = threading.Lock()
+async def turn(store):
+    async with store.lock("conv-2", wait_time_in_seconds=0.01):
+        with guard:
+            inside[0] += 1; most[0] = max(most[0], inside[0])
+        await asyncio.sleep(0.05)
+        with guard:
+            inside[0] -= 1
+start2 = threading.Barrier(len(stores))
+def run(store):
+    start2.wait()
+    asyncio.run(turn(store))
+threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+[t.start() for t in threads]; [t.join() for t in threads]
+out["most_at_once"] = most[0]
+out["conv2_left"] = stores[0].get_lock("conv-2") is not None
+print(json.dumps(out))
+"""
+
+
+def run(redis_server, kind: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
+           "REDIS_PORT": str(redis_server.port), "REDIS_PASSWORD": redis_server.password}
+    done = subprocess.run([str(ROOT / ".venv-rasa" / "bin" / "python"), "-c", SCRIPT, kind], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_replicas_taking_tickets_at_once_get_distinct_ones_and_run_one_at_a_time(redis_server):
+    out = run(redis_server, "atomic")
+    assert out["tickets"] == list(range(8)) and out["queued"] == 8
+    assert out["left"] is False  # the last cleanup removed the lock
+    assert out["most_at_once"] == 1 and out["conv2_left"] is False
