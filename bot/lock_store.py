@@ -22,6 +22,7 @@ from typing import Callable, Optional, Text, Tuple, TypeVar
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,6 +31,12 @@ Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], T]]
 
 
 class AtomicRedisLockStore(RedisLockStore):
+    def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs) -> None:
+        # Rasa builds a lock store named by module path from its endpoints.yml entry (url, port, db, password).
+        if endpoint_config is not None:
+            kwargs = {"host": endpoint_config.url, **endpoint_config.kwargs, **kwargs}
+        super().__init__(**kwargs)
+
     def _transact(self, conversation_id: Text, change: Change) -> T:
         import redis
 

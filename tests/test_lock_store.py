@@ -20,8 +20,14 @@ from rasa.core.lock_store import RedisLockStore
 from bot.lock_store import AtomicRedisLockStore
 
 cls = {"atomic": AtomicRedisLockStore, "rasa": RedisLockStore}[sys.argv[1]]
-stores = [cls(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]), db=2, password=os.environ["REDIS_PASSWORD"])
-          for _ in range(8)]
+from rasa.core.lock_store import LockStore
+from rasa.utils.endpoints import read_endpoint_config
+if cls is AtomicRedisLockStore:  # as Rasa builds it from bot/endpoints.yml
+    stores = [LockStore.create(read_endpoint_config("bot/endpoints.yml", "lock_store")) for _ in range(8)]
+    assert all(type(s) is AtomicRedisLockStore for s in stores)
+else:
+    stores = [cls(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]), db=2, password=os.environ["REDIS_PASSWORD"])
+              for _ in range(8)]
 out = {}
 
 # 1. Eight replicas take a ticket for one conversation at the same moment.
@@ -61,8 +67,12 @@ print(json.dumps(out))
 
 
 def run(redis_server, kind: str) -> dict:
+    from service.rasa_stores import store_env
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
-           "REDIS_PORT": str(redis_server.port), "REDIS_PASSWORD": redis_server.password}
+           "REDIS_PORT": str(redis_server.port), "REDIS_PASSWORD": redis_server.password,
+           "ASSISTANT_ACTION_ENDPOINT": "http://127.0.0.1:9/webhook", "ASSISTANT_TRACKER_DIALECT": "sqlite",
+           "ASSISTANT_TRACKER_DB": "unused.db", **store_env(None, redis_server.url(2))}
     done = subprocess.run([str(ROOT / ".venv-rasa" / "bin" / "python"), "-c", SCRIPT, kind], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
