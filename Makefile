@@ -3,6 +3,7 @@
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
 # Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | clean
+#          make cluster (N Rasa replicas behind HAProxy on local PostgreSQL and Redis) | cluster-deps
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers bench clean rasa-env train serve-search web chromium
+.PHONY: run test install model index eval eval-chat eval-answers bench clean rasa-env train serve-search web chromium cluster cluster-deps
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,7 +69,15 @@ serve-search: index
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: install rasa-env index train web chromium
+# Redis and HAProxy for make cluster and its tests (PostgreSQL 15 comes from Debian too: postgresql-15).
+cluster-deps:
+	@command -v redis-server >/dev/null && { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server haproxy postgresql-15 >/dev/null; }
+
+# Several Rasa replicas behind HAProxy on local PostgreSQL and Redis (data in var/cluster/): service/cluster.py
+cluster: index rasa-env train web cluster-deps
+	$(BIN)/python -m service.cluster
+
+test: install rasa-env index train web chromium cluster-deps
 	$(BIN)/python -m pytest
 
 eval-chat:

@@ -58,6 +58,8 @@ class ClusterSettings(StackSettings):
     cluster_redis_port: int = Field(0, ge=0, le=65535, description="Port of the local Redis (0: a free one)")
     cluster_knowledge: bool = Field(True, description="Also start the knowledge service (search, web chat page, "
                                     "inbox)")
+    cluster_pg_bin: Path | None = Field(None, description="PostgreSQL's binaries (default: the newest "
+                                        "/usr/lib/postgresql/*/bin)")
 
 
 @lru_cache(maxsize=1)
@@ -123,7 +125,7 @@ class Cluster:
         update: dict = {"log_dir": self.log_dir}
         if settings.tracker_url is None:
             self.postgres = LocalPostgres(folder / "postgres", settings.cluster_postgres_port or free_port(),
-                                          databases=("rasa", "inbox"))
+                                          databases=("rasa", "inbox"), bin_dir=settings.cluster_pg_bin)
             update["tracker_url"] = SecretStr(self.postgres.url("rasa"))
             if not isinstance(settings.inbox_db, SecretStr):
                 update["inbox_db"] = SecretStr(self.postgres.url("inbox"))

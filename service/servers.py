@@ -51,13 +51,11 @@ def read_or_create_secret(path: Path) -> str:
 
 
 def postgres_bin() -> Path:
-    """The newest PostgreSQL installed from Debian's packages (or ASSISTANT_PG_BIN)."""
-    configured = os.environ.get("ASSISTANT_PG_BIN")
-    if configured:
-        return Path(configured)
+    """The newest PostgreSQL installed from Debian's packages."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
     if not found:
-        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql-15 (or set ASSISTANT_PG_BIN)")
+        raise RuntimeError("PostgreSQL is not installed: make cluster-deps (apt-get install postgresql-15), or set "
+                           "ASSISTANT_CLUSTER_PG_BIN")
     return found[-1].parent
 
 
@@ -110,6 +108,11 @@ class LocalPostgres:
     folder: Path
     port: int
     databases: tuple[str, ...] = ("assistant",)  # created on first start; the first is the default
+    bin_dir: Path | None = None  # PostgreSQL's binaries (default: the newest Debian package's)
+
+    @property
+    def bin(self) -> Path:
+        return self.bin_dir or postgres_bin()
 
     @property
     def data(self) -> Path:
@@ -140,7 +143,7 @@ class LocalPostgres:
         os.chmod(pw_copy, 0o600)
         _chown_to_postgres(pw_copy)
         try:
-            done = subprocess.run([*_as_postgres_user(), str(postgres_bin() / "initdb"), "-D", str(self.data), "-U",
+            done = subprocess.run([*_as_postgres_user(), str(self.bin / "initdb"), "-D", str(self.data), "-U",
                                    PG_USER, f"--pwfile={pw_copy}", "--auth=scram-sha-256", "-E", "UTF8",
                                    "--locale=C.UTF-8"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if done.returncode:
@@ -153,7 +156,7 @@ class LocalPostgres:
     def process(self) -> ServerProcess:
         options = ["-p", str(self.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
                    "-c", "max_connections=200", "-c", "fsync=on"]
-        return ServerProcess("postgres", [*_as_postgres_user(), str(postgres_bin() / "postgres"), "-D",
+        return ServerProcess("postgres", [*_as_postgres_user(), str(self.bin / "postgres"), "-D",
                                           str(self.data), *options], self.ready, prepare=self.initdb)
 
     def ready(self) -> bool:
