@@ -89,10 +89,13 @@ defaults
     timeout server 120s
     timeout http-request 15s
     timeout queue 30s
-    # a refused connection (replica down) is tried once more on another replica; a request a replica has
-    # received is never sent twice (retry-on stays at its default, conn-failure)
-    retries 1
-    option redispatch
+    # A replica that dies (kill -9) refuses new connections, or closes the ones it holds without an
+    # answer: such a request is sent again, to another replica (redispatch), which continues the
+    # conversation from PostgreSQL once the dead replica's lock ticket lapses (bot/lock_store.py). A slow
+    # answer is never sent twice (no retry on timeouts).
+    retries 2
+    retry-on conn-failure empty-response
+    option redispatch 1
 
 frontend chat
     bind {bind_host}:{bind_port}

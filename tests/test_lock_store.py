@@ -66,15 +66,18 @@ print(json.dumps(out))
 """
 
 
-def run(redis_server, kind: str) -> dict:
+def lock_env(redis_server) -> dict:
     from service.rasa_stores import store_env
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
+    return {**os.environ, "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false",
            "REDIS_PORT": str(redis_server.port), "REDIS_PASSWORD": redis_server.password,
            "ASSISTANT_ACTION_ENDPOINT": "http://127.0.0.1:9/webhook", "ASSISTANT_TRACKER_DIALECT": "sqlite",
            "ASSISTANT_TRACKER_DB": "unused.db", **store_env(None, redis_server.url(2))}
+
+
+def run(redis_server, kind: str) -> dict:
     done = subprocess.run([str(ROOT / ".venv-rasa" / "bin" / "python"), "-c", SCRIPT, kind], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+                          text=True, env=lock_env(redis_server), cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -84,3 +87,59 @@ def test_replicas_taking_tickets_at_once_get_distinct_ones_and_run_one_at_a_time
     assert out["tickets"] == list(range(8)) and out["queued"] == 8
     assert out["left"] is False  # the last cleanup removed the lock
     assert out["most_at_once"] == 1 and out["conv2_left"] is False
+
+
+HOLDER = """
+import asyncio, os, sys, time
+from bot.lock_store import AtomicRedisLockStore
+store = AtomicRedisLockStore(host="127.0.0.1", port=int(os.environ["REDIS_PORT"]), db=2,
+                             password=os.environ["REDIS_PASSWORD"], ticket_lifetime=3)
+async def main(conversation, hold):
+    async with store.lock(conversation, wait_time_in_seconds=0.05):
+        print("held", time.time(), flush=True)
+        await asyncio.sleep(hold)
+    print("released", time.time(), flush=True)
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+def holder(redis_server, conversation: str, hold: float) -> subprocess.Popen:
+    """Another replica: takes the conversation's lock (tickets of 3 s) and holds it ``hold`` seconds; prints
+    "held <time>" and "released <time>"."""
+    return subprocess.Popen([str(ROOT / ".venv-rasa" / "bin" / "python"), "-c", HOLDER, conversation, str(hold)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lock_env(redis_server),
+                            cwd=ROOT)
+
+
+def stamp(process: subprocess.Popen, word: str) -> float:
+    line = process.stdout.readline()
+    assert line.startswith(word), process.stderr.read()[-3000:]
+    return float(line.split()[1])
+
+
+def test_a_live_holder_keeps_its_turn_past_the_ticket_lifetime(redis_server):
+    """The first replica works 8 s, more than twice its 3 s ticket: the second waits for all of it."""
+    first = holder(redis_server, "conv-alive", 8)
+    stamp(first, "held")
+    second = holder(redis_server, "conv-alive", 0)
+    released = stamp(first, "released")
+    assert stamp(second, "held") >= released
+    for p in (first, second):
+        p.wait(30)
+
+
+def test_the_lock_of_a_killed_replica_lapses_within_the_ticket_lifetime(redis_server):
+    """kill -9 of the replica holding a conversation's lock: another gets it within 3 s (the ticket's
+    lifetime), not after Rasa's 60 s."""
+    import signal
+    import time
+
+    first = holder(redis_server, "conv-dead", 600)
+    stamp(first, "held")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    killed = time.time()
+    second = holder(redis_server, "conv-dead", 0)
+    waited = stamp(second, "held") - killed
+    second.wait(30)
+    assert waited < 3 + 1.5, waited
