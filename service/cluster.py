@@ -44,7 +44,7 @@ from assistant.guard import is_loopback
 from index.settings import PROJECT_ROOT, ProjectPath
 
 from .rasa_stores import describe_url
-from .servers import LocalPostgres, LocalRedis, free_port
+from .servers import LocalPostgres, LocalRedis, ServerProcess, free_port
 from .stack import Process, StackSettings, processes
 
 
@@ -67,8 +67,9 @@ def get_cluster_settings() -> ClusterSettings:
     return ClusterSettings()
 
 
-def haproxy_config(bind_host: str, bind_port: int, replicas: list[tuple[str, str, int]]) -> str:
-    """HAProxy in front of the Rasa replicas (name, host, port): see the module docstring for the choices."""
+def haproxy_config(bind_host: str, bind_port: int, replicas: list[tuple[str, str, int]], stats_port: int) -> str:
+    """HAProxy in front of the Rasa replicas (name, host, port): see the module docstring for the choices.
+    Its state (which replicas are in rotation) is at http://127.0.0.1:<stats_port>/stats;csv."""
     servers = "\n".join(f"    server {name} {host}:{port} check" for name, host, port in replicas)
     checks = ("    option httpchk GET /webhooks/rest/\n"
               "    http-check expect status 200\n"
@@ -96,6 +97,12 @@ defaults
     retries 2
     retry-on conn-failure empty-response
     option redispatch 1
+
+listen stats
+    bind 127.0.0.1:{stats_port}
+    stats enable
+    stats uri /stats
+    stats refresh 5s
 
 frontend chat
     bind {bind_host}:{bind_port}
@@ -167,12 +174,14 @@ class Cluster:
             self.apps.append(rasa)
         config = s.cluster_dir / "haproxy.cfg"
         config.parent.mkdir(parents=True, exist_ok=True)
+        self.stats_url = f"http://127.0.0.1:{free_port()}/stats;csv"
         config.write_text(haproxy_config(s.rasa_host, s.rasa_port,
-                                         [(f"rasa-{i}", "127.0.0.1", p) for i, p in enumerate(rasa_ports, 1)]),
-                          encoding="utf-8")
+                                         [(f"rasa-{i}", "127.0.0.1", p) for i, p in enumerate(rasa_ports, 1)],
+                                         int(self.stats_url.split(":")[2].split("/")[0])), encoding="utf-8")
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        self.balancer = Process("haproxy", [haproxy, "-W", "-db", "-f", str(config)],
-                                f"{self.balancer_url}/balancer/health")
+        # Ready when every replica is in rotation (HAProxy's own checks passed), not merely listening.
+        self.balancer = ServerProcess("haproxy", [haproxy, "-W", "-db", "-f", str(config)],
+                                      lambda: len(self.replicas_in_rotation()) == s.cluster_replicas)
         if self.postgres:
             self.infra.append(self.postgres.process())
         if self.redis:
@@ -181,6 +190,18 @@ class Cluster:
     @property
     def processes(self) -> list[Process]:
         return [*self.infra, *self.apps, self.balancer]
+
+    def replicas_in_rotation(self) -> set[str]:
+        """The Rasa replicas HAProxy sends REST requests to now (its health checks passed)."""
+        import csv
+
+        import httpx
+
+        try:
+            rows = csv.DictReader(httpx.get(self.stats_url, timeout=2).text.lstrip("# ").splitlines())
+        except httpx.HTTPError:
+            return set()
+        return {r["svname"] for r in rows if r["pxname"] == "rasa" and r["status"] == "UP"}
 
     def replicas(self) -> list[Process]:
         return [p for p in self.apps if p.name.startswith("rasa-")]

@@ -110,7 +110,8 @@ def test_haproxy_accepts_the_compose_and_the_cluster_configurations(tmp_path):
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     assert Path(haproxy).exists(), "HAProxy is not installed: make cluster-deps"
     generated = tmp_path / "haproxy.cfg"
-    generated.write_text(haproxy_config("127.0.0.1", 5999, [("rasa-1", "127.0.0.1", 6001), ("rasa-2", "127.0.0.1", 6002)]))
+    generated.write_text(haproxy_config("127.0.0.1", 5999, [("rasa-1", "127.0.0.1", 6001), ("rasa-2", "127.0.0.1", 6002)],
+                                        5998))
     for config in (DOCKER / "haproxy.cfg", generated):
         done = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stdout + done.stderr
