@@ -181,7 +181,7 @@ class Cluster:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         # Ready when every replica is in rotation (HAProxy's own checks passed), not merely listening.
         self.balancer = ServerProcess("haproxy", [haproxy, "-W", "-db", "-f", str(config)],
-                                      lambda: len(self.replicas_in_rotation()) == s.cluster_replicas)
+                                      lambda: self.replicas_in_rotation() == {p.name for p in self.replicas()})
         if self.postgres:
             self.infra.append(self.postgres.process())
         if self.redis:
@@ -201,7 +201,8 @@ class Cluster:
             rows = csv.DictReader(httpx.get(self.stats_url, timeout=2).text.lstrip("# ").splitlines())
         except httpx.HTTPError:
             return set()
-        return {r["svname"] for r in rows if r["pxname"] == "rasa" and r["status"] == "UP"}
+        names = {p.name for p in self.replicas()}
+        return {r["svname"] for r in rows if r["pxname"] == "rasa" and r["svname"] in names and r["status"] == "UP"}
 
     def replicas(self) -> list[Process]:
         return [p for p in self.apps if p.name.startswith("rasa-")]
@@ -238,7 +239,10 @@ class Cluster:
             for p in self.apps:
                 p.start(self.log_dir)
             self.balancer.start(self.log_dir)
-            self._wait([*self.apps, self.balancer], self.settings.start_timeout)
+            self._wait(self.apps, self.settings.start_timeout)
+            # Then HAProxy: its checks take every replica into rotation within a few seconds (before the
+            # replicas answered it held them down; servers it has not checked yet count as up).
+            self._wait([self.balancer], 60)
         except BaseException:
             self.stop()
             raise
