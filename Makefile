@@ -2,7 +2,7 @@
 #   make run    create the environments, install, prepare the model, build the index, train the Rasa
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
-# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | clean
+# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | loadtest | clean
 #          make cluster (N Rasa replicas behind HAProxy on local PostgreSQL and Redis) | cluster-deps
 
 PYTHON ?= python3
@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers bench clean rasa-env train serve-search web chromium cluster cluster-deps
+.PHONY: run test install model index eval eval-chat eval-answers bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,13 @@ cluster: index rasa-env train web cluster-deps
 
 test: install rasa-env index train web chromium cluster-deps
 	$(BIN)/python -m pytest
+
+# Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
+# LOADTEST_LEVELS=1,10,20,40 LOADTEST_SECONDS=30; run the stack with ASSISTANT_MESSAGES_PER_MINUTE=0 for it.
+LOADTEST_LEVELS ?= 1,10,20,40
+LOADTEST_SECONDS ?= 30
+loadtest: install
+	$(BIN)/python tests/load/run.py --levels $(LOADTEST_LEVELS) --seconds $(LOADTEST_SECONDS) --search-url http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)
 
 eval-chat:
 	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }

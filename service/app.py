@@ -28,6 +28,7 @@ from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
 
+from .admission import InFlightLimit
 from .limits import BodyLimit, SecurityHeaders, content_security_policy
 from .settings import ServiceSettings, get_service_settings
 
@@ -115,6 +116,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
     app.state.engine_holder = holder
     app.add_middleware(SecurityHeaders, policy=content_security_policy(settings.webchat_socket_url))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_searches_in_flight)  # outermost: refuse before any work
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -61,6 +61,9 @@ class StackSettings(ServiceSettings):
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     messages_per_minute: int = Field(20, ge=0, le=10_000, description="Chat messages one sender (conversation) may "
                                      "send per minute, in every channel; over it the user is asked to wait (0 = off)")
+    max_messages_in_flight: int = Field(12, ge=0, le=10_000, description="Chat messages one Rasa process handles "
+                                        "at once (all channels); past it the user is told at once that many are "
+                                        "asking, REST gets 503 + Retry-After (0 = no limit)")
     action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
                                   "the user gets the fallback message (Rasa's own default: 300)")
     teams_openid_configuration_url: str = Field(
