@@ -3,6 +3,7 @@
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
 # Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | loadtest | clean
+#          make cluster (N Rasa replicas behind HAProxy on local PostgreSQL and Redis) | cluster-deps
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers bench loadtest clean rasa-env train serve-search web chromium
+.PHONY: run test install model index eval eval-chat eval-answers bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
 
 # Progress of the long steps of a first `make run` (figures: a fresh clone on the 2-core machine, see README).
 STEP = @printf '\n==> %s  [%s]\n' $(1) "$$(date +%H:%M:%S)"
@@ -75,7 +76,15 @@ serve-search: index
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: install rasa-env index train web chromium
+# Redis and HAProxy for make cluster and its tests (PostgreSQL 15 comes from Debian too: postgresql-15).
+cluster-deps:
+	@command -v redis-server >/dev/null && { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server haproxy postgresql-15 >/dev/null; }
+
+# Several Rasa replicas behind HAProxy on local PostgreSQL and Redis (data in var/cluster/): service/cluster.py
+cluster: index rasa-env train web cluster-deps
+	$(BIN)/python -m service.cluster
+
+test: install rasa-env index train web chromium cluster-deps
 	$(BIN)/python -m pytest
 
 # Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
@@ -117,7 +126,8 @@ rasa-env: $(RASA_VENV)/.installed
 
 # Train only when the Rasa project changed (make compares the files with the model's time).
 RASA_MODEL := var/rasa/models/bot.tar.gz
-BOT_FILES := $(wildcard bot/*.yml bot/data/*.yml)
+# endpoints.yml and credentials.yml say where Rasa runs, not what it learns: changing them retrains nothing.
+BOT_FILES := $(filter-out bot/endpoints.yml bot/credentials.yml,$(wildcard bot/*.yml bot/data/*.yml))
 $(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
 	$(MAKE) model
 	$(call STEP,"Training the Rasa model (only when bot/ changed; DIET and TED print their epochs)")

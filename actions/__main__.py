@@ -31,7 +31,7 @@ def main() -> int:
         log.error("%s", exc)
         return 2
     log.info("search ready in %.1f s; %d threshold figures found in the documents; inbox %s",
-             time.perf_counter() - started, len(rules), runtime.settings.inbox_db)
+             time.perf_counter() - started, len(rules), runtime.inbox.describe())
     settings = get_action_settings()
     from rasa_sdk import utils
     from rasa_sdk.endpoint import create_app

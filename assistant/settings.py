@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, SecretStr
 
-from index.settings import PROJECT_ROOT, ProjectPath, Settings
+from index.settings import PROJECT_ROOT, Settings, project_path
+
+
+def _inbox_database(value: Any) -> Any:
+    """A URL (``postgresql://user:password@host/db``) is kept as a secret, since it may hold a password;
+    anything else is a SQLite file path (relative to the project root)."""
+    if isinstance(value, (SecretStr, Path)):
+        return project_path(value) if isinstance(value, Path) else value
+    if isinstance(value, str) and "://" in value:
+        return SecretStr(value)
+    return project_path(Path(value))
+
+
+# A SQLite file (Path) or a database URL (SecretStr: never printed); assistant.inbox.describe_database
+# shows either safely.
+InboxDatabase = Annotated[Path | SecretStr, BeforeValidator(_inbox_database)]
 
 
 class AssistantSettings(Settings):
-    inbox_db: ProjectPath = Field(
+    inbox_db: InboxDatabase = Field(
         PROJECT_ROOT / "var" / "inbox.sqlite3",
-        description="SQLite file for requests to talk to a person, feedback and unanswered questions",
+        description="Requests to talk to a person, feedback and unanswered questions: a SQLite file, or a "
+        "postgresql://user:password@host:port/db URL (its password is never printed)",
     )
     max_citations: int = Field(3, ge=1, le=5, description="Paragraphs cited per answer")
     inbox_max_text_chars: int = Field(1000, ge=50, le=100_000, description="Longest question stored in the inbox "

@@ -52,6 +52,7 @@ EXPOSE 8000 5055
 
 # The model and the index live on the /data volume: prepared on first start, reused afterwards
 # (python -m index build is skipped when the index matches the documents and the model).
-COPY --chown=app:app docker/app-entrypoint.sh /usr/local/bin/app-entrypoint.sh
+# Owned by root and not writable by the runtime user (who could otherwise change what the container runs).
+COPY --chmod=0755 docker/app-entrypoint.sh /usr/local/bin/app-entrypoint.sh
 ENTRYPOINT ["/usr/local/bin/app-entrypoint.sh"]
 CMD ["python", "-m", "service"]

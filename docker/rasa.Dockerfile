@@ -38,7 +38,8 @@ COPY bot/ /bot/
 COPY assistant/__init__.py assistant/payload.py assistant/guard.py /assistant/
 COPY docker/endpoints.yml /bot/endpoints.docker.yml
 COPY docker/credentials.yml /bot/credentials.docker.yml
-COPY docker/rasa-entrypoint.sh /usr/local/bin/rasa-entrypoint.sh
+# Owned by root and not writable by the runtime user (who could otherwise change what the container runs).
+COPY --chmod=0755 docker/rasa-entrypoint.sh /usr/local/bin/rasa-entrypoint.sh
 # Trained at build time, so every replica serves the same model.
 RUN rasa train --fixed-model-name bot --out /bot/models && chown -R rasa:rasa /bot
 

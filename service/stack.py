@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr
 from assistant.guard import is_loopback, new_secret
 from index.settings import PROJECT_ROOT, ProjectPath, project_path
 
+from .rasa_stores import describe_url, store_env
 from .settings import ServiceSettings
 from .supervisor import Backoff, Supervisor
 
@@ -41,6 +42,10 @@ class StackSettings(ServiceSettings):
     tracker_dialect: str = Field("sqlite", description="SQL dialect of Rasa's tracker store")
     tracker_db: str = Field(str(PROJECT_ROOT / "var" / "rasa" / "tracker.db"),
                             description="Tracker store database (a file path for sqlite)")
+    tracker_url: SecretStr | None = Field(None, description="Rasa's tracker store as a SQLAlchemy URL "
+                                          "(postgresql://user:password@host:port/db); overrides TRACKER_DIALECT/DB")
+    redis_url: SecretStr | None = Field(None, description="redis://:password@host:port/db: Rasa's lock store and the "
+                                        "web chat's socket.io messages across Rasa replicas (unset: one Rasa process)")
     log_dir: ProjectPath = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
     start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
     restart_delay: float = Field(1.0, gt=0, le=300, description="Seconds before restarting a crashed process; "
@@ -163,6 +168,7 @@ def rasa_env(s: StackSettings) -> dict[str, str]:
         "ASSISTANT_ACTION_ENDPOINT": f"http://{s.actions_host}:{s.actions_port}/webhook",
         "ASSISTANT_TRACKER_DIALECT": s.tracker_dialect,
         "ASSISTANT_TRACKER_DB": db,
+        **store_env(s.tracker_url, s.redis_url),  # tracker URL and lock store (bot/endpoints.yml)
         "RASA_TELEMETRY_ENABLED": "false",
         "SANIC_REQUEST_MAX_SIZE": str(s.max_body_bytes),  # Sanic refuses larger bodies (413) before any handler
     }
@@ -209,6 +215,8 @@ def write_credentials(s: StackSettings) -> Path:
                                                 "session_days": s.webchat_session_days,
                                                 "max_body_bytes": s.max_body_bytes, **limits},
     }
+    if s.redis_url:  # several Rasa replicas: an answer reaches the socket whichever replica holds it
+        channels["bot.connectors.webchat.WebChatInput"]["redis_url"] = "${ASSISTANT_REDIS_URL}"
     if s.slack_bot_token and s.slack_signing_secret:
         channels["bot.connectors.slack.CitingSlackInput"] = {
             "slack_token": "${ASSISTANT_SLACK_BOT_TOKEN}",
@@ -318,6 +326,8 @@ class Stack:
             p.stop()
 
     def describe(self) -> str:
+        from assistant.inbox import describe_database
+
         s = self.settings
         return "\n".join([
             f"Web chat:           http://{s.host}:{s.port}/   (embed: <script src=\"http://{s.host}:{s.port}/embed.js\" "
@@ -327,10 +337,11 @@ class Stack:
             + ("   (Authorization: Bearer $ASSISTANT_REST_TOKEN)" if s.rest_token else "   (from this machine only)"),
             f"Search API:         http://{s.host}:{s.port}/api/search   (schema: http://{s.host}:{s.port}/openapi.json)",
             f"Action server:      http://{s.actions_host}:{s.actions_port}/webhook",
-            f"Conversations:      {s.tracker_dialect} {s.tracker_db}",
+            f"Conversations:      " + (describe_url(s.tracker_url) if s.tracker_url
+                                          else f"{s.tracker_dialect} {s.tracker_db}"),
             f"Staff inbox:        http://{s.host}:{s.port}/inbox   "
             + ("(log in with ASSISTANT_INBOX_TOKEN)" if s.inbox_token else "(off: set ASSISTANT_INBOX_TOKEN)"),
-            f"Staff inbox data:   {s.inbox_db}",
+            f"Staff inbox data:   {describe_database(s.inbox_db)}",
             *([f"Slack events:       POST http://{s.rasa_host}:{s.rasa_port}/webhooks/slack/webhook"]
               if s.slack_bot_token and s.slack_signing_secret else []),
             *([f"Teams messaging:    POST http://{s.rasa_host}:{s.rasa_port}/webhooks/botframework/webhook "

@@ -144,6 +144,31 @@ async def webchat(port: int, say: list) -> list:
     return out
 
 
+async def webchat_listen(port: int, seconds: float = 30, say: str | None = None) -> None:
+    """Open a web chat session on the Rasa at ``port`` (and send ``say``, which starts the conversation);
+    print {"session_id"} at once, then each bot_uttered event that arrives within ``seconds`` (one JSON
+    line each; stdout is flushed)."""
+    import socketio
+
+    client = socketio.AsyncClient()
+    confirmed: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", lambda data: confirmed.put_nowait(data))
+    client.on("bot_uttered", lambda data: print(json.dumps({"bot_uttered": data}, ensure_ascii=False), flush=True))
+    await client.connect(f"http://127.0.0.1:{port}", socketio_path="/socket.io", transports=["polling"])
+    try:
+        await client.emit("session_request", {})
+        session = await asyncio.wait_for(confirmed.get(), 10)
+        print(json.dumps({"session_id": session["session_id"]}), flush=True)
+        if say:
+            await client.emit("user_uttered", {"message": say})
+        await asyncio.sleep(seconds)
+    finally:
+        try:
+            await asyncio.wait_for(client.disconnect(), 1)
+        except (asyncio.TimeoutError, Exception):
+            pass
+
+
 if __name__ == "__main__":
     result = asyncio.run(main(json.load(sys.stdin)))
     print(json.dumps(result, ensure_ascii=False))

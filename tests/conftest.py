@@ -317,3 +317,64 @@ def stack(tmp_path_factory, fake_slack, fake_microsoft):
     s.stop()
 
 
+
+
+# == Real PostgreSQL and Redis (Debian's packages), one of each per test session ==================
+@pytest.fixture(scope="session")
+def infra_dir():
+    """A folder the servers keep their data in. Not pytest's tmp_path: as root, PostgreSQL runs as the
+    postgres user, who cannot enter pytest's private (0700) temporary folders."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="assistant-infra-"))
+    os.chmod(folder, 0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_server(server, folder: Path, timeout: float = 60.0):
+    import time
+
+    process = server.process()
+    process.start(folder / "log")
+    deadline = time.monotonic() + timeout
+    while not process.ready():
+        if not process.alive() or time.monotonic() > deadline:
+            process.stop()
+            pytest.fail(f"{process.name} did not start:\n{process.tail()}")
+        time.sleep(0.2)
+    return process
+
+
+@pytest.fixture(scope="session")
+def postgres_server(infra_dir):
+    """A real PostgreSQL (initdb in a temporary folder, a free port, password authentication)."""
+    from service.servers import LocalPostgres
+
+    server = LocalPostgres(infra_dir / "postgres", free_ports(1)[0])
+    process = _start_server(server, infra_dir)
+    yield server
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(infra_dir):
+    """A real Redis (a free port, requirepass)."""
+    from service.servers import LocalRedis
+
+    server = LocalRedis(infra_dir / "redis", free_ports(1)[0])
+    process = _start_server(server, infra_dir)
+    yield server
+    process.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def inbox_db(request, tmp_path):
+    """Where an inbox test keeps its data: a SQLite file, and (slow) a fresh database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "inbox.sqlite3"
+    server = request.getfixturevalue("postgres_server")
+    name = "inbox_" + hashlib.md5(request.node.nodeid.encode()).hexdigest()[:12]
+    return server.create_database(name)

@@ -13,6 +13,12 @@ id. `user_uttered` reads the session only from the socket: a session id in the m
 The token survives reloads (the page keeps it), so the conversation does too and staff replies
 find it; each session_request renews its expiry.
 
+Several Rasa replicas: with `redis_url` (credentials, from ASSISTANT_REDIS_URL) the socket.io server
+uses python-socketio's AsyncRedisManager, so an event emitted to a room on one replica (an answer, or
+anything Rasa's HTTP API sends to the `socketio` output channel) reaches the socket wherever it is
+held. The engine.io session itself (long-polling) lives in one process: the balancer keeps a
+browser on one replica (sticky, see service/cluster.py).
+
 Limits before any work: messages longer than `max_message_chars`, empty, not text or with invalid
 unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped; a
 session over `messages_per_minute` is told to wait. When Rasa sends nothing (action server down or
@@ -101,13 +107,16 @@ class WebChatInput(InputChannel):
                    max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
                    max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
                    max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000),
-                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
+                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
+                   redis_url=credentials.get("redis_url") or None)
 
     def __init__(self, user_message_evt: Text = "user_uttered", bot_message_evt: Text = "bot_uttered",
                  socketio_path: Text = "/socket.io", cors_allowed_origins: Any = None, *, session_secret: Text = "",
                  session_days: float = guard.WEBCHAT_SESSION_DAYS, max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000,
-                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE, redis_url: Optional[Text] = None) -> None:
+        if redis_url and (redis_url.startswith("${") or not redis_url.startswith(("redis://", "rediss://"))):
+            raise ValueError("the web chat's redis_url must be a redis:// URL (ASSISTANT_REDIS_URL)")
         if not session_secret or session_secret.startswith("${"):
             raise ValueError("the web chat needs a session secret: set ASSISTANT_WEBCHAT_SECRET "
                              "(python -m service.stack generates one per run when it is unset)")
@@ -122,14 +131,20 @@ class WebChatInput(InputChannel):
         self.max_metadata_bytes = max_metadata_bytes
         self.max_body_bytes = max_body_bytes
         self.limiter = guard.RateLimiter(messages_per_minute)
+        self.redis_url = redis_url
         self.sio: Optional[AsyncServer] = None
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WebChatOutput(self.sio, self.bot_message_evt) if self.sio else None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        manager = None
+        if self.redis_url:
+            from socketio import AsyncRedisManager
+
+            manager = AsyncRedisManager(self.redis_url, channel="assistant-webchat")
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
-                          max_http_buffer_size=self.max_body_bytes)
+                          max_http_buffer_size=self.max_body_bytes, client_manager=manager)
         webhook = SocketBlueprint(sio, self.socketio_path, "webchat_webhook", __name__)
         self.sio = sio
         on_new_message = never_silent(admitted(on_new_message))
