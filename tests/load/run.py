@@ -5,7 +5,8 @@
 Needs a running stack (``make run`` in another terminal). For each kind and concurrency level it runs
 Locust headless (tests/load/locustfile.py) and reads its CSV statistics; CPU is the user+system time
 the serving processes (found by the ports they listen on: Rasa, action server, knowledge service)
-spent during the run, divided by the requests served. Prints one Markdown table (README, Scaling out).
+spent during the run, divided by the requests answered. Latencies are of answered requests; replies
+refused at once by admission control ("busy") are counted in their own column. Prints one Markdown table (README, Scaling out).
 
 The stack's per-sender and per-address rate limits are not what this measures: run the stack for
 a load test with them raised, e.g. ``ASSISTANT_MESSAGES_PER_MINUTE=0`` (see README, Configuration).
@@ -33,9 +34,10 @@ HERE = Path(__file__).resolve().parent
 class Row:
     kind: str
     users: int
-    requests: int
+    requests: int  # answered
     failures: int
-    rps: float
+    busy: int  # refused at once by admission control
+    rps: float  # answered per second
     p50: float
     p95: float
     cpu_per_request: float | None
@@ -74,18 +76,22 @@ def run_level(kind: str, users: int, seconds: int, env: dict[str, str], pids: li
         subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         spent = cpu_seconds(pids) - before
         with open(prefix + "_stats.csv", encoding="utf-8") as f:
-            total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
-    n, failures = int(total["Request Count"]), int(total["Failure Count"])
-    return Row(kind, users, n, failures, float(total["Requests/s"]), float(total["50%"] or 0),
-               float(total["95%"] or 0), round(spent / n, 3) if n and pids else None)
+            rows = {r["Name"]: r for r in csv.DictReader(f)}
+    empty = {"Request Count": "0", "Failure Count": "0", "Requests/s": "0", "50%": "0", "95%": "0"}
+    answered, busy = rows.get(kind, empty), rows.get(f"{kind} busy", empty)
+    n, failures = int(answered["Request Count"]), int(answered["Failure Count"])
+    ok = n - failures
+    return Row(kind, users, ok, failures, int(busy["Request Count"]), ok / seconds, float(answered["50%"] or 0),
+               float(answered["95%"] or 0), round(spent / ok, 3) if ok and pids else None)
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| kind | users | requests | errors | req/s | p50 ms | p95 ms | CPU-s per request |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| kind | users | answered | answered/s | p50 ms | p95 ms | errors | busy (admission) | CPU-s per answer |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         cpu = f"{r.cpu_per_request:.3f}" if r.cpu_per_request is not None else "–"
-        out.append(f"| {r.kind} | {r.users} | {r.requests} | {r.failures} | {r.rps:.1f} | {r.p50:.0f} | {r.p95:.0f} | {cpu} |")
+        out.append(f"| {r.kind} | {r.users} | {r.requests} | {r.rps:.1f} | {r.p50:.0f} | {r.p95:.0f} | {r.failures} | "
+                   f"{r.busy} | {cpu} |")
     return "\n".join(out)
 
 
@@ -113,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         for users in (int(x) for x in args.levels.split(",")):
             row = run_level(kind, users, args.seconds, env, pids)
             rows.append(row)
-            print(f"{kind:6s} {users:3d} users: {row.rps:6.1f} req/s, p50 {row.p50:.0f} ms, p95 {row.p95:.0f} ms, "
-                  f"{row.failures} errors", flush=True)
+            print(f"{kind:6s} {users:3d} users: {row.rps:6.1f} answered/s, p50 {row.p50:.0f} ms, p95 {row.p95:.0f} ms, "
+                  f"{row.failures} errors, {row.busy} busy", flush=True)
             time.sleep(2)
     print()
     print(table(rows))
