@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from assistant.settings import AssistantSettings
 from index.settings import PROJECT_ROOT, ProjectPath
@@ -28,6 +28,9 @@ class ServiceSettings(AssistantSettings):
                                        "and a restart of the service end it sooner)")
     inbox_login_failures: int = Field(5, ge=1, le=1000, description="Wrong inbox tokens one client address may "
                                       "send in 15 minutes before it has to wait")
+    trusted_proxies: str = Field("", description="Comma-separated addresses or networks of reverse proxies whose "
+                                 "X-Forwarded-For names the client (per-address limits); empty = the socket peer "
+                                 "is the client")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
                                              "by environment; make run generates one)")
@@ -40,6 +43,14 @@ class ServiceSettings(AssistantSettings):
                                         "valid after the page last connected")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body Rasa and the web service "
                                 "accept (bytes)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        from assistant.guard import trusted_networks
+
+        trusted_networks(value)  # a typo fails at start-up, not silently at the first request
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -56,6 +56,13 @@ class StackSettings(ServiceSettings):
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     messages_per_minute: int = Field(20, ge=0, le=10_000, description="Chat messages one sender (conversation) may "
                                      "send per minute, in every channel; over it the user is asked to wait (0 = off)")
+    messages_per_address_minute: int = Field(60, ge=0, le=100_000, description="Web chat messages one client "
+                                             "address may send per minute over all its sessions (0 = off)")
+    rest_messages_per_address_minute: int = Field(600, ge=0, le=100_000, description="REST messages one client "
+                                                  "address may send per minute over all its senders (a server "
+                                                  "relays many users; 0 = off)")
+    webchat_sessions_per_address_hour: int = Field(60, ge=0, le=100_000, description="New web chat sessions one "
+                                                   "client address may start per hour (0 = off)")
     action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
                                   "the user gets the fallback message (Rasa's own default: 300)")
     teams_openid_configuration_url: str = Field(
@@ -152,7 +159,11 @@ def write_credentials(s: StackSettings) -> Path:
     """
     limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes,
               "messages_per_minute": s.messages_per_minute}
-    rest: dict = {**limits, "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
+    # Web chat and REST also count per client address (Slack's and Teams' requests come from their
+    # platforms' servers, whose signatures name the user: per sender is the limit there).
+    rest: dict = {**limits, "messages_per_address_minute": s.rest_messages_per_address_minute,
+                  "trusted_proxies": s.trusted_proxies,
+                  "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
     if s.rest_token is not None:
         rest["token"] = "${ASSISTANT_REST_TOKEN}"
     channels: dict = {
@@ -161,7 +172,10 @@ def write_credentials(s: StackSettings) -> Path:
                                                 "cors_allowed_origins": ",".join(webchat_origins(s)),
                                                 "session_secret": "${ASSISTANT_WEBCHAT_SECRET}",
                                                 "session_days": s.webchat_session_days,
-                                                "max_body_bytes": s.max_body_bytes, **limits},
+                                                "max_body_bytes": s.max_body_bytes, **limits,
+                                                "messages_per_address_minute": s.messages_per_address_minute,
+                                                "sessions_per_address_hour": s.webchat_sessions_per_address_hour,
+                                                "trusted_proxies": s.trusted_proxies},
     }
     if s.slack_bot_token and s.slack_signing_secret:
         channels["bot.connectors.slack.CitingSlackInput"] = {

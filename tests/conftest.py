@@ -310,6 +310,9 @@ def stack(tmp_path_factory, fake_slack, fake_microsoft):
         teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
         webchat_socket_url=f"http://127.0.0.1:{rasa_port}", inbox_token=STAFF_TOKEN,
         rest_token=REST_TOKEN, webchat_secret=WEBCHAT_SECRET,
+        # Every test client here is 127.0.0.1: the per-address limits would add up all the tests' sessions
+        # and messages (they have their own tests: test_addresses.py).
+        messages_per_address_minute=0, rest_messages_per_address_minute=0, webchat_sessions_per_address_hour=0,
     )
     s = Stack(settings)
     s.start()

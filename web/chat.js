@@ -418,7 +418,7 @@
 
   socket.on("connect", function () {
     status.textContent = t("online");
-    socket.emit("session_request", { token: token });
+    socket.emit("session_request", { token: token, lang: lang });
   });
   socket.on("session_confirm", function (confirmed) {
     if (!confirmed || !confirmed.token || !confirmed.session_id) return;
@@ -430,7 +430,7 @@
     if (first) loadHistory();
     if (outbox) { var waiting = outbox; outbox = null; deliver(waiting); }
   });
-  socket.on("session_required", function () { socket.emit("session_request", { token: token }); });
+  socket.on("session_required", function () { socket.emit("session_request", { token: token, lang: lang }); });
   socket.on("connect_error", function () {
     status.textContent = t("offline");
     if (pending && outbox) fail("failOffline");
