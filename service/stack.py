@@ -68,6 +68,11 @@ class StackSettings(ServiceSettings):
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
+    teams_issuer: str = Field("https://api.botframework.com", min_length=1, description="The issuer Teams tokens "
+                              "and the OpenID configuration must name (anything else is refused)")
+    teams_service_url_hosts: str = Field("smba.trafficmanager.net,*.botframework.com", min_length=1,
+                                         description="Comma-separated hosts a Teams activity's serviceUrl (where "
+                                         "replies and the bot's token go) may name; *.example.com = subdomains")
 
 
 @lru_cache(maxsize=1)
@@ -189,7 +194,8 @@ def write_credentials(s: StackSettings) -> Path:
             "app_password": "${ASSISTANT_TEAMS_APP_PASSWORD}",
             "tenant_id": s.teams_tenant_id,
             "login_url": s.teams_login_url,
-            "openid_configuration_url": s.teams_openid_configuration_url, **limits,
+            "openid_configuration_url": s.teams_openid_configuration_url, "issuer": s.teams_issuer,
+            "service_url_hosts": s.teams_service_url_hosts, **limits,
         }
     path = s.log_dir.parent / "rasa" / f"credentials-{s.rasa_port}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
