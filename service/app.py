@@ -4,7 +4,9 @@
     GET  /api/documents              the documents in the index
     GET  /api/paragraphs/{id}        one paragraph with its neighbours
     GET  /health                     ready or not, and why
-    GET  /openapi.json               OpenAPI schema (/docs, the interactive page, with ASSISTANT_API_DOCS=true)
+    GET  /openapi.json               OpenAPI schema
+    GET  /docs                       the interactive page (Swagger UI from a pinned package, service/docs.py;
+                                     ASSISTANT_API_DOCS=false turns it off)
 
 The model and the index load once, at start-up, in the background; until they are ready (or if
 they cannot load) the API answers 503 with the reason and the command that fixes it.
@@ -108,12 +110,17 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         description="Search the paragraphs of the assistant's source documents (IOP, reserved contracts, "
         "framework agreements, thresholds). Every hit is a quotable paragraph with its document and year.",
         lifespan=lifespan,
-        # FastAPI's /docs page loads Swagger UI from a CDN (no package here ships it): off unless asked for.
-        docs_url="/docs" if settings.api_docs else None,
+        # FastAPI's own /docs page loads Swagger UI from a CDN with an inline script: never; service/docs.py
+        # serves it from a pinned package instead.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.engine_holder = holder
     app.add_middleware(SecurityHeaders, policy=content_security_policy(settings.webchat_socket_url))
+    if settings.api_docs:
+        from .docs import add_docs_routes
+
+        add_docs_routes(app, app.title)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

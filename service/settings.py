@@ -18,8 +18,8 @@ class ServiceSettings(AssistantSettings):
     log_level: str = Field("info", description="uvicorn log level")
     webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
                                     "socket.io channel (as the user's browser sees it)")
-    api_docs: bool = Field(False, description="Serve the interactive API docs at /docs (they load Swagger UI from "
-                           "a CDN); /openapi.json is always served")
+    api_docs: bool = Field(True, description="Serve the interactive API docs at /docs (Swagger UI from the pinned "
+                           "swagger-ui-bundle-v2 package, no CDN); /openapi.json is always served")
     web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind an HTTPS "
