@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from assistant.guard import RateLimiter, address_key, trusted_networks
 from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
@@ -134,8 +135,21 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             content={"detail": "Ogiltig förfrågan: " + "; ".join(problems), "errors": jsonable_encoder(exc.errors())},
         )
 
-    @app.post("/api/search", response_model=SearchResponse, tags=["search"])
-    def search(body: SearchRequest) -> SearchResponse:
+    trusted = trusted_networks(settings.trusted_proxies)
+    search_limiter = RateLimiter(settings.search_per_address_minute)
+    search_lock = threading.Lock()
+
+    @app.post("/api/search", response_model=SearchResponse, tags=["search"],
+              responses={429: {"description": "Too many searches from this address; see Retry-After"}})
+    def search(body: SearchRequest, request: Request) -> SearchResponse:
+        # Each search embeds the query (CPU): one client address gets a share, not the whole service.
+        from .staff import client_address
+
+        with search_lock:
+            allowed = search_limiter.allow(address_key(client_address(request, trusted)))
+        if not allowed:
+            raise HTTPException(429, "För många sökningar från din adress; vänta en minut och försök igen.",
+                                headers={"Retry-After": "60"})
         engine = holder.get()
         try:
             result = engine.search(body.query, body.k)

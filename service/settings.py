@@ -31,6 +31,8 @@ class ServiceSettings(AssistantSettings):
     trusted_proxies: str = Field("", description="Comma-separated addresses or networks of reverse proxies whose "
                                  "X-Forwarded-For names the client (per-address limits); empty = the socket peer "
                                  "is the client")
+    search_per_address_minute: int = Field(300, ge=0, le=100_000, description="Search API requests one client "
+                                           "address may make per minute (0 = off); more get 429")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
                                              "by environment; make run generates one)")

@@ -216,6 +216,19 @@ def test_inbox_login_throttle_counts_each_client_behind_a_trusted_proxy(served):
     assert wrong_login(base, "6.6.6.6, 198.51.100.1") == 429  # writing an address in front changes nothing
 
 
+def test_search_is_limited_per_client_address(served):
+    base = served(search_per_address_minute=3, trusted_proxies="127.0.0.1")
+
+    def search(address: str) -> httpx.Response:
+        return httpx.post(base + "/api/search", json={"query": "Vad är IOP?", "k": 1}, headers=xff(address),
+                          timeout=30)
+
+    assert [search("198.51.100.1").status_code for _ in range(4)] == [200, 200, 200, 429]
+    refused = search("198.51.100.1")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "60" and "sökningar" in refused.json()["detail"]
+    assert search("198.51.100.2").status_code == 200  # someone else behind the same proxy
+
+
 # -- the channel file carries the limits -----------------------------------------------------------
 def test_the_channel_file_carries_the_per_address_limits(tmp_path):
     import yaml
