@@ -351,6 +351,30 @@ def cap_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
     return metadata if size <= limit else {}
 
 
+FEEDBACK_REASONS = ("wrong_source", "not_answered", "outdated")
+
+
+def allowed_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
+    """What a client (the web chat page, a REST caller) may attach to a message: only ``feedback_for``
+    (the answer a 👍/👎 is about: ``question`` text, ``paragraph_ids``, ``reason``), each field checked
+    for type and size; anything else is dropped (after :func:`cap_metadata`). The actions still trust
+    none of it: they only select among the conversation's own messages and citations."""
+    metadata = cap_metadata(metadata, limit)
+    target = metadata.get("feedback_for")
+    if not isinstance(target, dict):
+        return {}
+    out: dict = {}
+    question = target.get("question")
+    if isinstance(question, str) and 0 < len(question) <= MAX_MESSAGE_CHARS:
+        out["question"] = question
+    ids = target.get("paragraph_ids")
+    if isinstance(ids, list):
+        out["paragraph_ids"] = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 100][:10]
+    if target.get("reason") in FEEDBACK_REASONS:
+        out["reason"] = target["reason"]
+    return {"feedback_for": out}
+
+
 def language_of(text: Any) -> str:
     """"en" when ``text`` looks English, else "sv" (for the guard's own replies)."""
     return "en" if isinstance(text, str) and looks_english(text) else "sv"

@@ -121,8 +121,8 @@ async def webchat(port: int, say: list) -> list:
     try:
         await client.emit("session_request", {})
         await asyncio.wait_for(confirmed.wait(), 10)
-        for text in say:
-            await client.emit("user_uttered", {"message": text})
+        for text in say:  # a text, or the whole event ({"message", "customData"})
+            await client.emit("user_uttered", text if isinstance(text, dict) else {"message": text})
             got = [await asyncio.wait_for(events.get(), 10)]
             await asyncio.sleep(0.2)  # anything more for the same message
             while not events.empty():

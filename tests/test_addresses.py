@@ -229,6 +229,32 @@ def test_search_is_limited_per_client_address(served):
     assert search("198.51.100.2").status_code == 200  # someone else behind the same proxy
 
 
+# -- metadata: an allow-list --------------------------------------------------------------------------
+def test_only_feedback_metadata_is_kept_and_checked():
+    target = {"question": "Vad är IOP?", "paragraph_ids": ["p1", 7, "x" * 500] + [f"q{i}" for i in range(20)],
+              "reason": "outdated", "extra": "x"}
+    kept = guard.allowed_metadata({"feedback_for": target, "blob": "x" * 1000, "out_channel": "C1"})
+    assert kept == {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["p1"] + [f"q{i}" for i in range(9)],
+                                     "reason": "outdated"}}
+    assert guard.allowed_metadata({"feedback_for": {"reason": "=HYPERLINK()", "question": 12}}) == {"feedback_for": {}}
+    assert guard.allowed_metadata({"blob": "x"}) == {} and guard.allowed_metadata("nonsense") == {}
+    assert guard.allowed_metadata({"feedback_for": {"question": "x" * 3000}}) == {"feedback_for": {}}  # > a message
+    assert guard.allowed_metadata({"feedback_for": {"question": "x" * 5000}}) == {}  # over the byte cap: dropped
+
+
+def test_web_chat_and_rest_pass_only_allowed_metadata_to_rasa():
+    custom = {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["p1"], "junk": 1}, "blob": "x" * 100,
+              "sender_id": "web:someone-else"}
+    web = probe({"channel": "webchat", "on_message": "answer", "credentials": WEBCHAT,
+                 "say": [{"message": "/feedback_good", "customData": custom}]})
+    rest = probe({"channel": "rest", "on_message": "answer", "credentials": {"token": REST_TOKEN},
+                  "requests": [{"path": "/webhooks/rest/webhook", "headers": {"Authorization": f"Bearer {REST_TOKEN}"},
+                                "json": {"sender": "s", "message": "/feedback_good", "metadata": custom}}]})
+    expected = {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["p1"]}}
+    assert [m["metadata"] for m in web["messages"]] == [expected]
+    assert [m["metadata"] for m in rest["messages"]] == [expected]
+
+
 # -- the channel file carries the limits -----------------------------------------------------------
 def test_the_channel_file_carries_the_per_address_limits(tmp_path):
     import yaml

@@ -14,7 +14,8 @@ It replaces Rasa's plain `rest:` channel (same path, same reply format) and adds
   is no shared "default" conversation.
 - **Limits before any work.** A message that is not text, is empty or holds invalid unicode gets 400
   with a message; a message longer than `max_message_chars` gets a normal reply saying so (in the
-  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped. A sender
+  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped, and of a
+  smaller one only `feedback_for` is kept (guard.allowed_metadata). A sender
   over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its senders
   together; the address is the peer, or X-Forwarded-For behind one of `trusted_proxies`), gets 429
   (Retry-After) with a reply telling it to wait.
@@ -115,7 +116,7 @@ class GuardedRestInput(InputChannel):
                 return response.json([{"recipient_id": sender_id, "text": refusal.text}])
             if refusal:
                 return bad_request(refusal.text)
-            metadata = guard.cap_metadata(body.get("metadata"), self.max_metadata_bytes)
+            metadata = guard.allowed_metadata(body.get("metadata"), self.max_metadata_bytes)
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),

@@ -14,7 +14,8 @@ The token survives reloads (the page keeps it), so the conversation does too and
 find it; each session_request renews its expiry.
 
 Limits before any work: messages longer than `max_message_chars`, empty, not text or with invalid
-unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped; a
+unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped, and
+of a smaller one only `feedback_for` is kept (guard.allowed_metadata); a
 session over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its
 sessions together), is told to wait; an address may start `sessions_per_address_hour` new sessions an
 hour (a known token is always renewed). The address is the socket's peer, or X-Forwarded-For when the
@@ -203,7 +204,7 @@ class WebChatInput(InputChannel):
                 logger.info("web chat message refused (%s) for %s", refusal.reason, sender_id)
                 await reply(sid, refusal.text)
                 return
-            metadata = guard.cap_metadata(data.get("customData"), self.max_metadata_bytes)
+            metadata = guard.allowed_metadata(data.get("customData"), self.max_metadata_bytes)
             await on_new_message(UserMessage(text, WebChatOutput(sio, self.bot_message_evt), sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
