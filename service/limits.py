@@ -6,7 +6,9 @@
   connections from this service and the web chat's socket only; no inline scripts, no plugins) unless
   it sets a stricter one itself (the inbox, /docs), and may be framed only where it must be: the chat
   page (``/``), which embed.js puts in an iframe on the host's site; every other page refuses frames.
-  Every response gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``; HTML
+  Every response gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin`` (not
+  ``no-referrer``: with it browsers send ``Origin: null`` on the pages' own form POSTs, which the inbox's
+  Origin check refuses, so staff could not log in); HTML
   pages also ``Cross-Origin-Opener-Policy: same-origin`` and a Permissions-Policy with no camera,
   microphone or location.
 """
@@ -17,7 +19,7 @@ import json
 from urllib.parse import urlsplit
 
 FRAMEABLE = frozenset(("/",))  # the chat page: embed.js shows it in an iframe on other sites
-ALWAYS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+ALWAYS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
 HTML_ONLY = ((b"cross-origin-opener-policy", b"same-origin"),
              (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"))
 
