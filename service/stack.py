@@ -2,11 +2,14 @@
 
 ``python -m service.stack`` (what ``make run`` calls once everything is installed, the index built
 and the Rasa model trained) starts the three processes, waits until each answers its health check,
-prints where each runs, and stops all of them when one dies or on Ctrl-C. Logs go to var/log/.
+prints where each runs, then supervises them: a process that stops is logged (exit code or signal,
+the end of its log) and restarted with backoff (service/supervisor.py) while the others keep
+serving. Only Ctrl-C or SIGTERM stops the launcher, and with it all three. Logs go to var/log/.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -25,6 +28,7 @@ from assistant.guard import is_loopback, new_secret
 from index.settings import PROJECT_ROOT, ProjectPath, project_path
 
 from .settings import ServiceSettings
+from .supervisor import Backoff, Supervisor
 
 
 class StackSettings(ServiceSettings):
@@ -39,6 +43,13 @@ class StackSettings(ServiceSettings):
                             description="Tracker store database (a file path for sqlite)")
     log_dir: ProjectPath = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
     start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
+    restart_delay: float = Field(1.0, gt=0, le=300, description="Seconds before restarting a crashed process; "
+                                 "doubles with each crash in a row")
+    restart_delay_max: float = Field(30.0, gt=0, le=3600, description="Longest wait before a restart")
+    restart_reset_after: float = Field(60.0, ge=0, le=86_400, description="A process up this many seconds counts "
+                                       "as healthy: its next crash is restarted after restart_delay again")
+    restart_hung_after: float = Field(60.0, ge=0, le=3600, description="A process that was ready and then answers "
+                                      "no HTTP request for this many seconds is killed and restarted (0 = never)")
     slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…); enables the Slack channel")
     slack_signing_secret: SecretStr | None = Field(None, description="Slack app signing secret")
     slack_api_base_url: str = Field("https://slack.com/api/", description="Slack Web API base URL (GovSlack, tests)")
@@ -63,8 +74,14 @@ class StackSettings(ServiceSettings):
                                                   "relays many users; 0 = off)")
     webchat_sessions_per_address_hour: int = Field(60, ge=0, le=100_000, description="New web chat sessions one "
                                                    "client address may start per hour (0 = off)")
+    max_messages_in_flight: int = Field(12, ge=0, le=10_000, description="Chat messages one Rasa process handles "
+                                        "at once (all channels); past it the user is told at once that many are "
+                                        "asking, REST gets 503 + Retry-After (0 = no limit)")
     action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
                                   "the user gets the fallback message (Rasa's own default: 300)")
+    rasa_fast_load: bool = Field(True, description="Load Rasa's TensorFlow models without the one-example "
+                                 "training step Rasa 3.6 runs at every start (bot/fastload.py; same predictions, "
+                                 "start ≈ 4× faster)")
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
@@ -92,12 +109,16 @@ class Process:
     def start(self, log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{self.name}.log"
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env={**os.environ, **self.env}, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.popen = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env={**os.environ, **self.env}, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def exit_code(self) -> int | None:
+        """Popen.returncode: None while running (or never started), −N when killed by signal N."""
+        return None if self.popen is None else self.popen.poll()
 
     def ready(self) -> bool:
         try:
@@ -105,13 +126,37 @@ class Process:
         except httpx.HTTPError:
             return False
 
+    def responds(self) -> bool:
+        """Answers HTTP at all (any status: a 503 'not ready' is alive); False when refused or silent."""
+        try:
+            httpx.get(self.health_url, timeout=5.0)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL to the process group (a hung process); the supervisor then restarts it."""
+        if self.alive():
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
+        """SIGTERM to the process group, SIGKILL after 15 s; also reaps what a crashed leader left behind."""
+        if self.popen is None:
+            return
         if self.alive():
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
+                pass
+        try:  # the group outlives its leader when the leader was killed and had children of its own
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.popen.wait()
 
     def tail(self, lines: int = 25) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -172,6 +217,7 @@ def write_credentials(s: StackSettings) -> Path:
     if s.rest_token is not None:
         rest["token"] = "${ASSISTANT_REST_TOKEN}"
     channels: dict = {
+        "bot.connectors.health.HealthInput": {},  # GET /health/live, /health/ready
         "bot.connectors.rest.GuardedRestInput": rest,
         "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
                                                 "cors_allowed_origins": ",".join(webchat_origins(s)),
@@ -210,15 +256,16 @@ def processes(s: StackSettings) -> list[Process]:
     env = settings_env(s)
     credentials = write_credentials(s)
     return [
-        Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health", env),
-        Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health", env),
+        Process("knowledge-service", [python, "-m", "service"], f"http://{s.host}:{s.port}/health/ready", env),
+        Process("action-server", [python, "-m", "actions"], f"http://{s.actions_host}:{s.actions_port}/health/ready",
+                env),
         # bot.launch hands Rasa its API secret (ASSISTANT_RASA_API_TOKEN, from the environment) as a JWT
         # secret inside the process: nothing secret on the command line, which every local user can read.
         Process("rasa", [
             str(rasa_python), "-m", "bot.launch", "run", "--model", str(s.rasa_model), "--endpoints",
             "bot/endpoints.yml", "--credentials", str(credentials), "--interface", s.rasa_host,
             "--port", str(s.rasa_port), "--enable-api",
-        ], f"http://{s.rasa_host}:{s.rasa_port}/webhooks/rest/", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
+        ], f"http://{s.rasa_host}:{s.rasa_port}/health/ready", {**env, **rasa_env(s), "PYTHONPATH": str(PROJECT_ROOT)}),
     ]
 
 
@@ -268,7 +315,8 @@ class Stack:
                                "Stop it, or choose other ports (ASSISTANT_PORT, ASSISTANT_ACTIONS_PORT, ASSISTANT_RASA_PORT).")
         for p in self.processes:
             p.start(self.settings.log_dir)
-        deadline = time.monotonic() + self.settings.start_timeout
+        started = time.monotonic()
+        deadline = started + self.settings.start_timeout
         pending = list(self.processes)
         while pending:
             for p in list(pending):
@@ -277,6 +325,7 @@ class Stack:
                     raise RuntimeError(f"{p.name} stopped while starting; last lines of {p.log_path}:\n{p.tail()}")
                 if p.ready():
                     pending.remove(p)
+                    print(f"  {p.name} ready after {time.monotonic() - started:.0f} s", flush=True)
             if pending and time.monotonic() > deadline:
                 self.stop()
                 names = ", ".join(p.name for p in pending)
@@ -310,26 +359,40 @@ class Stack:
         ])
 
 
+def backoff(s: StackSettings) -> Backoff:
+    return Backoff(initial=min(s.restart_delay, s.restart_delay_max), cap=s.restart_delay_max,
+                   reset_after=s.restart_reset_after)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every health check
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack as Ctrl-C does
     stack = Stack()
     started = time.perf_counter()
     print("Starting the knowledge service, the action server and Rasa …", flush=True)
     try:
-        stack.start()
-    except RuntimeError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print(f"Ready in {time.perf_counter() - started:.0f} s.\n{stack.describe()}\nCtrl-C stops everything.", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        while all(p.alive() for p in stack.processes):
-            time.sleep(1)
-        dead = next(p for p in stack.processes if not p.alive())
-        print(f"{dead.name} stopped; last lines of {dead.log_path}:\n{dead.tail()}", file=sys.stderr)
-        return 1
+        try:
+            stack.start()
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"Ready in {time.perf_counter() - started:.0f} s.\n{stack.describe()}\nA process that stops is "
+              "restarted (its log says why it stopped); Ctrl-C stops everything.", flush=True)
+        supervisor = Supervisor(stack.processes, stack.settings.log_dir, backoff(stack.settings),
+                                hung_after=stack.settings.restart_hung_after)
+        while True:
+            supervisor.tick()
+            time.sleep(0.5)
     except KeyboardInterrupt:
+        print("Stopping …", flush=True)
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean stop short
         stack.stop()
 
 

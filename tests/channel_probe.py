@@ -8,7 +8,8 @@ way Rasa's processor can). Usage:
     .venv-rasa/bin/python tests/channel_probe.py < cases.json   →   one JSON line on stdout
 
 cases.json: {"channel": "slack" | "teams" | "rest" | "webchat", "credentials": {...},
-             "on_message": "record" | "silent" | "fail" | "answer",
+             "on_message": "record" | "silent" | "fail" | "answer" | "slow" (answers after slow_seconds),
+             "concurrent": true (send the requests at once, 50 ms apart),
              "requests": [{"path", "body" (str) | "json", "headers"}],     (HTTP channels)
              "say": ["text", …]}                                           (webchat: over socket.io)
              "clients": [{"headers": {…}, "say": […], "lang"?, "reuse"?}, …]}
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 logging.basicConfig(level=logging.WARNING)
@@ -63,7 +65,9 @@ async def main(cases: dict) -> dict:
         messages.append({"text": message.text, "sender_id": message.sender_id, "metadata": message.metadata})
         if mode == "fail":
             raise RuntimeError("the processor failed")
-        if mode == "answer":
+        if mode == "slow":  # a message that takes a while, as under load
+            await asyncio.sleep(float(cases.get("slow_seconds", 1.0)))
+        if mode in ("answer", "slow"):
             await message.output_channel.send_text_message(message.sender_id, "svar")
         # "silent": nothing sent, as when the action server is down
 
@@ -86,16 +90,27 @@ async def main(cases: dict) -> dict:
             clients.append(await webchat_client(port, client.get("say") or [], client.get("headers") or {},
                                                 client.get("lang"), token))
         async with aiohttp.ClientSession() as session:
-            for req in cases.get("requests") or []:
+            async def send(req: dict) -> dict:
                 url = f"http://127.0.0.1:{port}{req['path']}"
                 kwargs = {"headers": req.get("headers") or {}}
                 if "json" in req:
                     kwargs["json"] = req["json"]
                 else:
                     kwargs["data"] = (req.get("body") or "").encode("utf-8")
+                started = time.perf_counter()
                 async with session.post(url, **kwargs) as resp:
-                    responses.append({"status": resp.status, "headers": {k.lower(): v for k, v in resp.headers.items()},
-                                      "body": await resp.text()})
+                    return {"status": resp.status, "headers": {k.lower(): v for k, v in resp.headers.items()},
+                            "body": await resp.text(), "seconds": round(time.perf_counter() - started, 3)}
+
+            if cases.get("concurrent"):  # all at once, in order of sending (the gate sees them in that order)
+                tasks = []
+                for req in cases.get("requests") or []:
+                    tasks.append(asyncio.ensure_future(send(req)))
+                    await asyncio.sleep(0.05)
+                responses.extend(await asyncio.gather(*tasks))
+            else:
+                for req in cases.get("requests") or []:
+                    responses.append(await send(req))
         # Slack handles a message in a background task after answering the request: let it finish
         for _ in range(100):
             if not getattr(channel, "_background_tasks", None):

@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 
 
-def probe(cases: dict) -> dict:
+def probe(cases: dict, environ: dict | None = None) -> dict:
     """Run tests/channel_probe.py in Rasa's environment with ``cases``; its JSON result."""
     if not RASA_PYTHON.exists():
         pytest.fail(f"Rasa is not installed at {RASA_PYTHON.parent.parent}: run `make rasa-env`")
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT), **(environ or {})}
     done = subprocess.run([str(RASA_PYTHON), str(ROOT / "tests" / "channel_probe.py")], input=json.dumps(cases),
                           capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -501,7 +501,11 @@ def test_an_unanswered_turn_is_rewound_and_the_fallback_recorded():
     assert out["sent"] == [FALLBACK_SV]
     # The failed turn no longer counts (no "action_answer" as if answered); the fallback is recorded as sent.
     assert "action:action_answer" not in out["applied"] and "user:Vad är IOP?" not in out["applied"]
-    assert out["applied"][-1] == "bot:" + FALLBACK_SV and "bot:Hej!" in out["applied"]
+    assert "bot:Hej!" in out["applied"]
+    # ... and the turn ends listening: the rewind also took back the listen before the message, and a next
+    # message after a bot event with no listen is a state the policies never saw (they looped or answered
+    # nothing, and the conversation stayed broken after the action server came back).
+    assert out["applied"][-2:] == ["bot:" + FALLBACK_SV, "action:action_listen"]
     assert out["latest_bot"] == ["Hej!", FALLBACK_SV]
     assert out["unchanged"]
 
@@ -546,8 +550,110 @@ def test_the_channel_file_carries_the_message_rate(tmp_path):
     settings = StackSettings(log_dir=tmp_path / "log", messages_per_minute=7, slack_bot_token="xoxb-x",
                              slack_signing_secret="s", teams_app_id="a", teams_app_password="p")
     channels = yaml.safe_load(write_credentials(settings).read_text(encoding="utf-8"))
+    assert channels.pop("bot.connectors.health.HealthInput") == {}  # /health/*: takes no messages
     assert {name: c["messages_per_minute"] for name, c in channels.items()} == {
         "bot.connectors.rest.GuardedRestInput": 7, "bot.connectors.webchat.WebChatInput": 7,
         "bot.connectors.slack.CitingSlackInput": 7, "bot.connectors.teams.TeamsInput": 7}
     docker = yaml.safe_load((ROOT / "docker" / "credentials.yml").read_text(encoding="utf-8"))
     assert all(c["messages_per_minute"] == 20 for c in docker.values())
+
+
+# -- admission control (bot/connectors/admission.py) -------------------------------------------------
+BUSY_SV = "Många frågar just nu – försök igen om en stund."
+BUSY_EN = "Many people are asking right now – please try again in a moment."
+
+
+def test_rest_past_the_messages_in_flight_answers_busy_at_once_with_503():
+    """Two slow messages are in progress (the limit): the third and fourth are refused at once, in the
+    asker's language, and never reach Rasa; once the first two are done a new one is processed."""
+    requests = rest_requests(("a", "fråga 1"), ("b", "fråga 2"), ("c", "fråga 3"), ("d", "What is the IOP about?"))
+    out = probe({"channel": "rest", "on_message": "slow", "slow_seconds": 1.5, "concurrent": True,
+                 "credentials": {"allow_loopback_without_token": True}, "requests": requests},
+                environ={"ASSISTANT_MAX_MESSAGES_IN_FLIGHT": "2"})
+    statuses = [r["status"] for r in out["responses"]]
+    assert statuses == [200, 200, 503, 503]
+    assert json.loads(out["responses"][2]["body"]) == [{"recipient_id": "rest:c", "text": BUSY_SV}]
+    assert json.loads(out["responses"][3]["body"]) == [{"recipient_id": "rest:d", "text": BUSY_EN}]
+    assert out["responses"][2]["headers"]["retry-after"] == "5"
+    assert all(r["seconds"] < 1.0 for r in out["responses"][2:])  # at once, not after the slow ones
+    assert [m["text"] for m in out["messages"]] == ["fråga 1", "fråga 2"]
+    # The gate is released after each message, also when Rasa fails: sequential messages all pass.
+    for mode in ("slow", "fail"):
+        again = probe({"channel": "rest", "on_message": mode, "slow_seconds": 0.01,
+                       "credentials": {"allow_loopback_without_token": True},
+                       "requests": rest_requests(*[("a", f"fråga {i}") for i in range(4)])},
+                      environ={"ASSISTANT_MAX_MESSAGES_IN_FLIGHT": "1"})
+        assert [r["status"] for r in again["responses"]] == [200] * 4, mode
+
+
+def test_the_gate_is_off_at_zero_and_counts_every_channel_together():
+    script = """
+import asyncio, json
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from bot.connectors.admission import AdmissionGate, admitted
+
+async def main():
+    release = asyncio.Event()
+    async def slow(message):
+        await release.wait()
+        await message.output_channel.send_text_message(message.sender_id, "svar")
+    out = {}
+    for limit in (1, 0):
+        gate = AdmissionGate(limit)
+        web, slack = admitted(slow, gate), admitted(slow, gate)  # two channels, one process-wide gate
+        outs = [CollectingOutputChannel() for _ in range(3)]
+        release.clear()
+        first = asyncio.ensure_future(web(UserMessage("fråga", outs[0], "web:a")))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(slack(UserMessage("fråga", outs[1], "slack:b")))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(first, second)
+        third = web(UserMessage("fråga", outs[2], "web:c"))
+        await third
+        out[limit] = [[m.get("text") for m in o.messages] for o in outs] + [gate.in_flight]
+    print(json.dumps(out, ensure_ascii=False))
+
+asyncio.run(main())
+"""
+    done = subprocess.run([str(RASA_PYTHON), "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["1"] == [["svar"], [BUSY_SV], ["svar"], 0]
+    assert result["0"] == [["svar"], ["svar"], ["svar"], 0]
+
+
+def test_search_api_past_its_requests_in_flight_answers_503_at_once(service):
+    import threading
+
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def slow(engine):
+        search = engine.search
+
+        def blocking(query, k=5):
+            entered.release()
+            release.wait(20)
+            return search(query, k)
+        engine.search = blocking
+
+    client, _ = service(engine_hook=slow, max_searches_in_flight=2)
+    with client:
+        assert client.get("/health").status_code in (200, 503)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            client.post("/api/search", json={"query": "Vad är IOP?", "k": 3}).status_code)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for _ in range(2):
+            assert entered.acquire(timeout=20)  # both are in progress
+        busy = client.post("/api/search", json={"query": "Vad är IOP?", "k": 3})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert busy.json()["detail"].startswith("Många frågar just nu")
+        assert client.get("/health").status_code == 200  # not behind the searches
+        release.set()
+        for t in threads:
+            t.join(20)
+        assert results == [200, 200]
+        assert client.post("/api/search", json={"query": "Vad är IOP?", "k": 3}).status_code == 200

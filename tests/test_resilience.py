@@ -81,6 +81,10 @@ def test_a_dead_action_server_gets_a_clear_reply_not_an_empty_one(rasa_without_a
     bots = [e for e in after if e["event"] == "bot"]
     assert [b["text"] for b in bots] == [FALLBACK_SV] and bots[0]["metadata"].get("assistant_fallback") is True
     assert [e["event"] for e in after].index("rewind") < [e["event"] for e in after].index("bot")
+    # ... and the turn ends listening, as every Rasa turn does: the rewind took back the listen before the
+    # message, and without a new one the next message of this conversation got no answer even with the
+    # action server back (tests/test_supervision.py, kill -9 of the action server, asks on the same sender).
+    assert (after[-1]["event"], after[-1].get("name")) == ("action", "action_listen")
 
     # The web chat (socket.io) gets the same message instead of silence.
     script = ("import asyncio, json, sys; sys.path.insert(0, 'tests'); from channel_probe import webchat; "

@@ -142,3 +142,75 @@ def test_tuning_needs_matching_questions_and_owners():
 
     with pytest.raises(ValueError):
         tune_queries(None, ["q"], [], np.zeros((1, 4), dtype=np.float32), TuningConfig(), "query: ")
+
+
+# -- the exported query encoder (index/onnx_query.py) ----------------------------------------------
+
+def test_the_build_exports_the_tuned_query_encoder_and_search_uses_it(tuned_index):
+    from index.embed import SentenceTransformerEmbedder
+    from index.onnx_query import ENCODER_FILE, OnnxQueryEncoder
+    from index.search import SearchEngine
+
+    settings, builder = tuned_index
+    exported = read_manifest(settings.index_dir).query_encoder
+    assert exported is not None and exported.file == ENCODER_FILE and exported.prompt == "query: "
+    engine = SearchEngine.load(settings)  # the default runtime: ONNX
+    assert isinstance(engine.embedder, OnnxQueryEncoder)
+    # A short and a long question in one batch: padding must not change either vector.
+    questions = ["kan vi som förening jobba ihop med regionen?",
+                 "Vi är ett arbetsintegrerande socialt företag med tolv anställda och undrar hur mycket "
+                 "kommunen får köpa av oss utan att annonsera, och om det finns andra vägar in."]
+    np.testing.assert_allclose(engine.embedder.encode_queries(questions), builder.encode_queries(questions), atol=2e-4)
+    np.testing.assert_allclose(engine.embedder.encode_queries(questions[:1]), builder.encode_queries(questions[:1]),
+                               atol=2e-4)
+    torch_engine = SearchEngine.load(settings, SentenceTransformerEmbedder(settings))
+    for key, qs in QUESTIONS.items():
+        for q in qs:
+            assert [h.paragraph_id for h in engine.search(q, 5).hits] == \
+                [h.paragraph_id for h in torch_engine.search(q, 5).hits], q
+
+
+def test_query_runtime_torch_keeps_the_torch_model(tuned_index):
+    from index.embed import SentenceTransformerEmbedder
+    from index.search import SearchEngine
+
+    settings, _ = tuned_index
+    engine = SearchEngine.load(settings.model_copy(update={"query_runtime": "torch"}))
+    assert isinstance(engine.embedder, SentenceTransformerEmbedder) and engine.embedder._query_model is not None
+
+
+def test_searching_does_not_import_torch(tuned_index):
+    import os
+    import subprocess
+    import sys
+
+    settings, _ = tuned_index
+    script = ("import sys\nfrom index.search import SearchEngine\nengine = SearchEngine.load()\n"
+              "hits = engine.search('hur mycket får kommunen köpa utan annons?', 3).hits\n"
+              "assert hits, 'no hits'\nprint('torch' in sys.modules, type(engine.embedder).__name__)\n")
+    env = {**os.environ, "ASSISTANT_INDEX_DIR": str(settings.index_dir),
+           "ASSISTANT_KNOWLEDGE_DIR": str(settings.knowledge_dir)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["False", "OnnxQueryEncoder"]
+
+
+def test_a_damaged_or_missing_onnx_encoder_names_the_file(tuned_index, tmp_path):
+    import shutil
+
+    from index.onnx_query import ENCODER_FILE, TOKENIZER_FILE
+    from index.search import SearchEngine
+
+    settings, _ = tuned_index
+    copy = tmp_path / "index"
+    shutil.copytree(settings.index_dir, copy)
+    broken = settings.model_copy(update={"index_dir": copy})
+    graph = copy / ENCODER_FILE
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=f"{ENCODER_FILE} does not match.*index build"):
+        SearchEngine.load(broken)
+    (copy / TOKENIZER_FILE).unlink()
+    with pytest.raises(IndexCorruptError, match=f"{TOKENIZER_FILE} is missing.*index build"):
+        SearchEngine.load(broken)

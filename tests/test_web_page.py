@@ -300,21 +300,43 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     wait_answer(page)
     assert working.is_hidden() and page.locator("#failure").is_hidden()
 
-    # A message that cannot reach the server: an error with a retry, which sends it once the line is back.
+    # A message that cannot reach the server: the page says the assistant is restarting and sends the
+    # message by itself once the line is back (nothing lost, nothing for the person to do).
     page.route("**/socket.io/**", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
     ask(page, "Vad är reserverad upphandling?")
+    page.wait_for_function("document.getElementById('working').textContent.includes('startar om')", timeout=15_000)
+    assert working.is_visible() and "skickas när den är tillbaka" in working.inner_text()
+    assert page.locator("#failure").is_hidden()
+    assert_contrast(page, "waiting for the assistant to come back")
+    shot(page, "desktop-1280-restarting")
+    page.unroute("**/socket.io/**")
+    wait_answer(page, 2)
+    assert page.locator("#failure").is_hidden()
+    assert page.locator(".msg--user").count() == 2  # the resent question is not shown twice
+
+    # No reply at all (the server took the message and went quiet): after the reply timeout an error with
+    # a retry, which sends the question again.
+    page.evaluate("() => { window.__realSetTimeout = window.setTimeout; window.setTimeout = (f, ms, ...a) => "
+                  "window.__realSetTimeout(f, ms >= 60000 ? 1500 : ms, ...a); }")
+    page.route("**/socket.io/**", hold)
+    held.clear()
+    ask(page, "Vad är ett ramavtal?")
     failure = page.locator("#failure")
     failure.wait_for(timeout=15_000)
-    assert "kunde inte skickas" in failure.inner_text()
-    assert page.locator("#typing").is_hidden()
+    assert "Inget svar kom" in failure.inner_text() and page.locator("#typing").is_hidden()
     assert_contrast(page, "failure with retry")
     page.unroute("**/socket.io/**")
+    for route in held:
+        try:
+            route.abort()
+        except Exception:  # noqa: BLE001 - playwright.Error: the browser already gave this request up
+            pass
+    page.evaluate("() => { window.setTimeout = window.__realSetTimeout; }")
     page.wait_for_function("document.getElementById('status').textContent === ''", timeout=20_000)
-    page.wait_for_timeout(500)
     failure.get_by_role("button", name="Försök igen").click()
-    wait_answer(page, 2)
+    wait_answer(page, 3)
     assert failure.is_hidden()
-    assert page.locator(".msg--user").count() == 2  # the retried question is not shown twice
+    assert page.locator(".msg--user").count() == 3  # the retried question is not shown twice
     problems[:] = [p for p in problems if "socket.io" not in p and "ERR_FAILED" not in p]  # the aborted requests
     assert problems == []
 

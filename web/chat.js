@@ -12,11 +12,12 @@
       why: "Vad var fel?", why_wrong_source: "Fel källa", why_not_answered: "Svarade inte på frågan",
       why_outdated: "Inaktuell information",
       offline: "Ingen kontakt med assistenten just nu. Försöker igen …", online: "",
+      restarting: "Assistenten startar om … ditt meddelande skickas när den är tillbaka.",
       chip_iop: "Vad är IOP?", chip_reserved: "Reserverad upphandling", chip_framework: "Ramavtal",
       chip_threshold: "Tröskelvärden", humanMessage: "Jag vill prata med en person", suggestions: "Förslag",
       coverage_partial: "Delvis i dokumenten", coverage_none: "Finns inte i dokumenten",
       working: "Assistenten letar i dokumenten …", slow: "Det tar lite längre tid än vanligt – svaret kommer …",
-      failTimeout: "Inget svar kom från assistenten.", failOffline: "Meddelandet kunde inte skickas: ingen kontakt med assistenten.",
+      failTimeout: "Inget svar kom från assistenten.",
       retry: "Försök igen", conversation: "Konversation",
       welcome: "Hej! Jag svarar på frågor om idéburet offentligt partnerskap (IOP), reserverad upphandling, " +
         "ramavtal och tröskelvärden – och visar citatet ur källan till varje svar.",
@@ -35,11 +36,12 @@
       why: "What was wrong?", why_wrong_source: "Wrong source", why_not_answered: "Didn't answer the question",
       why_outdated: "Outdated information",
       offline: "No connection to the assistant right now. Retrying …", online: "",
+      restarting: "The assistant is restarting … your message will be sent when it is back.",
       chip_iop: "What is an IOP?", chip_reserved: "Reserved contracts", chip_framework: "Framework agreements",
       chip_threshold: "Thresholds", humanMessage: "I want to talk to a person", suggestions: "Suggestions",
       coverage_partial: "Partly covered by the documents", coverage_none: "Not in the documents",
       working: "The assistant is searching the documents …", slow: "This is taking longer than usual – the answer is on its way …",
-      failTimeout: "No answer came from the assistant.", failOffline: "The message could not be sent: no connection to the assistant.",
+      failTimeout: "No answer came from the assistant.",
       retry: "Try again", conversation: "Conversation",
       welcome: "Hi! I answer questions about idea-driven public partnerships (IOP), reserved contracts, " +
         "framework agreements and thresholds – and show the quote from the source for every answer.",
@@ -428,17 +430,29 @@
     token = confirmed.token;
     store(TOKEN_KEY, token);
     if (first) loadHistory();
-    if (outbox) { var waiting = outbox; outbox = null; deliver(waiting); }
+    if (outbox) {
+      var waiting = outbox;
+      outbox = null;
+      if (pending && !pending.timers.length) startPending(waiting.text, waiting.options);  /* fresh timers */
+      deliver(waiting);
+    }
   });
   socket.on("session_required", function () { socket.emit("session_request", { token: token, lang: lang }); });
-  socket.on("connect_error", function () {
+  /* The line dropped (Rasa restarting, or the network): the message waiting for its reply is kept and
+     goes out again once the server confirms the session on reconnect. A message that reached Rasa
+     just before it died has no reply coming, so it is sent again rather than lost. The page says so. */
+  function waitForServer() {
     status.textContent = t("offline");
-    if (pending && outbox) fail("failOffline");
-  });
-  socket.on("disconnect", function () {
-    status.textContent = t("offline");
-    if (pending) fail("failOffline");
-  });
+    if (!pending) return;
+    outbox = lastSent;
+    pending.timers.forEach(clearTimeout);
+    pending.timers = [];
+    working.setAttribute("data-i18n", "restarting");
+    working.textContent = t("restarting");
+    working.hidden = false;
+  }
+  socket.on("connect_error", waitForServer);
+  socket.on("disconnect", waitForServer);
   socket.on("bot_uttered", function (event) {
     clearPending();
     failure.hidden = true;

@@ -11,7 +11,8 @@ The tracker: Rasa has already stored the turn with the failed action in it, as i
 As far as Rasa allows, that is undone: under the conversation's lock, a ``UserUtteranceReverted``
 rewinds the turn (the policies see the conversation as before the message, so asking again starts
 afresh; the events stay in the store, as every Rasa event does), and a ``BotUttered`` with the
-fallback text records what the user was actually sent (metadata ``{"assistant_fallback": true}``).
+fallback text records what the user was actually sent (metadata ``{"assistant_fallback": true}``),
+and an ``action_listen`` ends the turn as Rasa ends every turn (the rewind removed the one before it).
 This is done only when the conversation's latest user message is this message (matching message id),
 so a failure before Rasa stored the message never rewinds an earlier turn.
 """
@@ -78,7 +79,8 @@ async def undo_unanswered_turn(message: UserMessage, text: Text) -> bool:
     processor = getattr(agent, "processor", None)
     if processor is None:
         return False
-    from rasa.shared.core.events import BotUttered, UserUtteranceReverted
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.events import ActionExecuted, BotUttered, UserUtteranceReverted
 
     async with agent.lock_store.lock(message.sender_id):
         tracker = await processor.get_tracker(message.sender_id)
@@ -87,6 +89,11 @@ async def undo_unanswered_turn(message: UserMessage, text: Text) -> bool:
             return False
         tracker.update(UserUtteranceReverted())
         tracker.update(BotUttered(text, metadata={"assistant_fallback": True}))
+        # The rewind also takes back the action_listen before the message (Rasa: "seeing a user uttered
+        # event implies a listen right before it"); without a new one the next message would follow the
+        # previous turn's last action, a state the policies never saw: they looped or answered nothing,
+        # and the conversation stayed broken after the action server came back.
+        tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
         await processor.save_tracker(tracker)
     return True
 

@@ -19,6 +19,9 @@ It replaces Rasa's plain `rest:` channel (same path, same reply format) and adds
   over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its senders
   together; the address is the peer, or X-Forwarded-For behind one of `trusted_proxies`), gets 429
   (Retry-After) with a reply telling it to wait.
+- **Admission control.** Past `ASSISTANT_MAX_MESSAGES_IN_FLIGHT` messages in progress in this Rasa
+  process (all channels together), a message gets 503 (Retry-After) at once with "Många frågar just
+  nu – försök igen om en stund" instead of a long wait (bot/connectors/admission.py).
 - **Never an empty reply.** When Rasa sends nothing (action server down or timed out) the reply is
   the fallback message (bot/connectors/fallback.py), not `[]`.
 """
@@ -35,6 +38,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from assistant import guard
+from bot.connectors import admission
 from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
@@ -117,12 +121,19 @@ class GuardedRestInput(InputChannel):
             if refusal:
                 return bad_request(refusal.text)
             metadata = guard.allowed_metadata(body.get("metadata"), self.max_metadata_bytes)
+            if not admission.GATE.try_enter():
+                logger.warning("busy: %d messages in progress, refused one of %s", admission.GATE.in_flight, sender_id)
+                return response.json([{"recipient_id": sender_id, "text": admission.busy_text(text)}],
+                                     status=HTTPStatus.SERVICE_UNAVAILABLE,
+                                     headers={"Retry-After": str(admission.RETRY_AFTER_SECONDS)})
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
                                                  metadata=metadata))
             except Exception:
                 logger.exception("REST message failed for %s", sender_id)
+            finally:
+                admission.GATE.leave()
             return response.json(collector.messages)
 
         return webhook

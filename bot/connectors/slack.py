@@ -38,6 +38,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
+from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class CitingSlackInput(SlackInput):
         return channel
 
     def blueprint(self, on_new_message: Any) -> Any:
-        return super().blueprint(never_silent(on_new_message))
+        return super().blueprint(never_silent(admitted(on_new_message)))
 
     def _limit(self) -> int:
         return getattr(self, "max_message_chars", guard.MAX_MESSAGE_CHARS)

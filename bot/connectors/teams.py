@@ -47,6 +47,7 @@ from sanic.response import HTTPResponse
 
 from assistant import guard
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
+from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ class TeamsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("teams_webhook", __name__)
-        on_new_message = never_silent(on_new_message)
+        on_new_message = never_silent(admitted(on_new_message))
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -40,6 +40,7 @@ from socketio import AsyncServer
 
 from assistant import guard
 from assistant.payload import is_answer
+from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class WebChatInput(InputChannel):
                           max_http_buffer_size=self.max_body_bytes)
         webhook = SocketBlueprint(sio, self.socketio_path, "webchat_webhook", __name__)
         self.sio = sio
-        on_new_message = never_silent(on_new_message)
+        on_new_message = never_silent(admitted(on_new_message))
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
