@@ -40,7 +40,18 @@ def test_the_launcher_takes_the_secret_from_the_environment_only():
     from bot.launch import rasa_argv
 
     argv = rasa_argv(["run", "--enable-api"], {"ASSISTANT_RASA_API_TOKEN": "s" * 32})
-    assert argv == ["rasa", "run", "--enable-api", "--jwt-secret", "s" * 32, "--jwt-method", "HS256"]
+    assert argv == ["rasa", "run", "--enable-api", "--jwt-secret=" + "s" * 32, "--jwt-method", "HS256"]
+    # A generated secret may start with "-" (token_urlsafe): it must still reach Rasa as the option's value.
+    # Rasa reads its options with argparse, like this parser; "--jwt-secret", "-x…" failed to start Rasa.
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("--enable-api", action="store_true")
+    parser.add_argument("--jwt-secret")
+    parser.add_argument("--jwt-method")
+    dashed = rasa_argv(["run", "--enable-api"], {"ASSISTANT_RASA_API_TOKEN": "-" + "s" * 31})
+    assert parser.parse_args(dashed[1:]).jwt_secret == "-" + "s" * 31
     assert rasa_argv(["run"], {}) == ["rasa", "run"]  # no API, no secret needed
     for bad in (["run", "--auth-token", "x"], ["run", "--jwt-secret=x"], ["run", "-t", "x"]):
         with pytest.raises(SystemExit):
