@@ -11,8 +11,11 @@ Shared by the Rasa channels (bot/connectors/, run in Rasa's own environment) and
   can never address a conversation of another.
 - **Limits before any work**: a message that is not a string, is empty, holds invalid unicode or is
   longer than the cap is refused with a clear reply (Swedish, English when the text looks English);
-  metadata larger than the cap is dropped; a sender over its per-minute message rate is told to wait
-  (:class:`RateLimiter`, in memory).
+  metadata larger than the cap is dropped; a sender over its per-minute message rate, or a client
+  address over its own (summed over all its conversations), is told to wait (:class:`RateLimiter`, in
+  memory). The client's address is the socket peer, or, when the peer is a trusted reverse proxy
+  (``ASSISTANT_TRUSTED_PROXIES``), what X-Forwarded-For says past the trusted proxies
+  (:func:`client_address`).
 - **Never an empty reply**: :data:`FAILED` is what a user reads when Rasa produced nothing to send
   (an action server that is down or timed out); bot/connectors/fallback.py sends it.
 
@@ -35,6 +38,8 @@ MAX_MESSAGE_CHARS = 2000
 MAX_METADATA_BYTES = 4096
 WEBCHAT_SESSION_DAYS = 30
 MESSAGES_PER_MINUTE = 20
+MESSAGES_PER_ADDRESS_MINUTE = 60
+SESSIONS_PER_ADDRESS_HOUR = 60
 
 WEB, REST, SLACK, TEAMS = "web", "rest", "slack", "teams"
 _SESSION_ID_LEN = 32
@@ -163,6 +168,88 @@ def rest_access_refused(token: Optional[str], authorization: Optional[str], allo
     return None
 
 
+# -- the client's address ---------------------------------------------------------------------------
+def trusted_networks(value: Any) -> tuple:
+    """The reverse proxies whose X-Forwarded-For is believed: a comma-separated string (or a list) of
+    addresses and networks (``127.0.0.1, 10.0.0.0/8, ::1``). Empty = none (the socket peer is the client)."""
+    import ipaddress
+
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    networks = []
+    for item in str(value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or network in ASSISTANT_TRUSTED_PROXIES: {item!r}") from None
+    return tuple(networks)
+
+
+def _address(value: Any):
+    import ipaddress
+
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return None
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # [v6]:port
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1:  # v4:port
+        value = value.split(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def client_address(peer: Optional[str], forwarded_for: Any, trusted: tuple) -> str:
+    """The address a request came from, for per-address limits.
+
+    The socket peer, unless the peer is one of the ``trusted`` proxies: then X-Forwarded-For is read
+    from the right (what the nearest proxy appended) past every trusted proxy, and the first address
+    that is not one is the client. Anything a client wrote further left is never believed, nor is an
+    entry that is not an address (the nearest trustworthy hop counts then). Returns a string ("unknown"
+    without a usable peer).
+    """
+    hop = _address(peer)
+    if hop is None:
+        return "unknown"
+    if not trusted or not any(hop in n for n in trusted if n.version == hop.version):
+        return str(hop)
+    if isinstance(forwarded_for, (list, tuple)):
+        forwarded_for = ",".join(str(v) for v in forwarded_for)
+    if not isinstance(forwarded_for, str):
+        return str(hop)
+    items = forwarded_for[-4096:].split(",")  # the right end is what our proxies wrote
+    if len(forwarded_for) > 4096:
+        items = items[1:]  # the first one may have been cut
+    for item in reversed(items[-32:]):
+        address = _address(item)
+        if address is None:
+            break
+        hop = address
+        if not any(hop in n for n in trusted if n.version == hop.version):
+            break
+    return str(hop)
+
+
+def address_key(address: str) -> str:
+    """The key a per-address limit counts under: the address itself for IPv4, its /64 for IPv6
+    (one subscriber usually holds a whole /64, so single IPv6 addresses would be free to change)."""
+    import ipaddress
+
+    parsed = _address(address)
+    if parsed is None:
+        return f"addr:{address}"
+    if parsed.version == 6:
+        return "addr:" + str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return f"addr:{parsed}"
+
+
 # -- limits ---------------------------------------------------------------------------------------
 _EN_WORDS = frozenset(("the is are what how can could we you do does of to and for in an my our this that with it be "
                        "should would when who where why which about please hello hi hey thanks thank want need "
@@ -210,6 +297,12 @@ FAILED = {
     "sv": "Något gick fel hos mig – försök igen om en stund, eller be att få prata med en person.",
     "en": "Something went wrong on my side – please try again in a moment, or ask to talk to a person.",
 }
+TOO_MANY_SESSIONS = {
+    "sv": "Det har startats väldigt många chattar från din adress den senaste timmen. Vänta en stund och ladda "
+          "sedan om sidan.",
+    "en": "Very many chats have been started from your address in the last hour. Please wait a while and then "
+          "reload the page.",
+}
 SESSION_REQUIRED = {
     "sv": "Chatten har tappat sin session. Ladda om sidan och skriv din fråga igen.",
     "en": "The chat lost its session. Please reload the page and ask again.",
@@ -218,7 +311,7 @@ SESSION_REQUIRED = {
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # too_long | not_text | empty | bad_unicode | rate_limited
+    reason: str  # too_long | not_text | empty | bad_unicode | rate_limited | address_rate_limited | too_many_sessions
     text: str  # what the user reads
     language: str
 
@@ -256,6 +349,30 @@ def cap_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return {}
     return metadata if size <= limit else {}
+
+
+FEEDBACK_REASONS = ("wrong_source", "not_answered", "outdated")
+
+
+def allowed_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
+    """What a client (the web chat page, a REST caller) may attach to a message: only ``feedback_for``
+    (the answer a 👍/👎 is about: ``question`` text, ``paragraph_ids``, ``reason``), each field checked
+    for type and size; anything else is dropped (after :func:`cap_metadata`). The actions still trust
+    none of it: they only select among the conversation's own messages and citations."""
+    metadata = cap_metadata(metadata, limit)
+    target = metadata.get("feedback_for")
+    if not isinstance(target, dict):
+        return {}
+    out: dict = {}
+    question = target.get("question")
+    if isinstance(question, str) and 0 < len(question) <= MAX_MESSAGE_CHARS:
+        out["question"] = question
+    ids = target.get("paragraph_ids")
+    if isinstance(ids, list):
+        out["paragraph_ids"] = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 100][:10]
+    if target.get("reason") in FEEDBACK_REASONS:
+        out["reason"] = target["reason"]
+    return {"feedback_for": out}
 
 
 def language_of(text: Any) -> str:
@@ -296,10 +413,28 @@ class RateLimiter:
         times.append(now)
         return True
 
+    def forget_last(self, key: str) -> None:
+        """Take back the latest message counted for ``key`` (it was refused by another limit)."""
+        times = self._seen.get(key)
+        if times:
+            times.pop()
 
-def rate_refusal(limiter: Optional[RateLimiter], sender_id: str, text: Any) -> Optional[Refusal]:
-    """None when ``sender_id`` may send ``text`` now, else the reply telling it to wait."""
-    if limiter is None or limiter.allow(sender_id):
+
+def rate_refusal(limiter: Optional[RateLimiter], sender_id: str, text: Any,
+                 address_limiter: Optional[RateLimiter] = None, address: Optional[str] = None) -> Optional[Refusal]:
+    """None when ``sender_id`` may send ``text`` now, else the reply telling it to wait.
+
+    With ``address_limiter``, the client's ``address`` (see :func:`client_address`) must also be under
+    its own rate, summed over all the conversations it holds (a new web chat session or REST sender
+    id is free, an address is not). A message refused by one limit is not counted by the other.
+    """
+    if limiter is not None and not limiter.allow(sender_id):
+        reason = "rate_limited"
+    elif address_limiter is not None and address is not None and not address_limiter.allow(address_key(address)):
+        reason = "address_rate_limited"
+        if limiter is not None:  # not answered, so it does not count against the conversation either
+            limiter.forget_last(sender_id)
+    else:
         return None
     lang = language_of(text if isinstance(text, str) else "")
-    return Refusal("rate_limited", RATE_LIMITED[lang], lang)
+    return Refusal(reason, RATE_LIMITED[lang], lang)

@@ -39,7 +39,9 @@ def rasa_argv(args: list[str], environ: dict[str, str]) -> list[str]:
         if len(secret) < 16:
             raise SystemExit(f"--enable-api needs {SECRET_VARIABLE} (16+ characters) in the environment: "
                              "Rasa's HTTP API must not run without authentication.")
-        args = [*args, "--jwt-secret", secret, "--jwt-method", "HS256"]
+        # "--jwt-secret=<it>", one argument: a generated secret may start with "-" (token_urlsafe, 1 in 32),
+        # which argparse would read as an option and Rasa would not start ("expected one argument").
+        args = [*args, f"--jwt-secret={secret}", "--jwt-method", "HS256"]
     return ["rasa", *args]
 
 

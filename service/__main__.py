@@ -5,16 +5,27 @@ from __future__ import annotations
 import uvicorn
 
 from .app import create_app
-from .settings import get_service_settings
+from .settings import ServiceSettings, get_service_settings
+
+
+def server_config(settings: ServiceSettings, app=None) -> uvicorn.Config:
+    """How uvicorn serves the app.
+
+    ws="none": the service has no websocket routes, and the websockets release that rasa-sdk's sanic
+    needs (10.x) is older than what uvicorn's websocket support imports. proxy_headers=False: uvicorn
+    would otherwise believe X-Forwarded-For from 127.0.0.1 (its default FORWARDED_ALLOW_IPS), so any
+    local client could choose its own address; the service reads that header itself, and only from
+    the proxies in ASSISTANT_TRUSTED_PROXIES (assistant.guard.client_address).
+    """
+    return uvicorn.Config(app if app is not None else create_app(settings), host=settings.host, port=settings.port,
+                          log_level=settings.log_level, ws="none", proxy_headers=False)
 
 
 def main() -> None:
     settings = get_service_settings()
     docs = "/docs" if settings.api_docs else "/openapi.json"
     print(f"Kunskapstjänsten startar på http://{settings.host}:{settings.port}  (API-dokumentation: {docs})", flush=True)
-    # ws="none": the service has no websocket routes, and the websockets release that rasa-sdk's
-    # sanic needs (10.x) is older than what uvicorn's websocket support imports.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, ws="none")
+    uvicorn.Server(server_config(settings)).run()
 
 
 if __name__ == "__main__":

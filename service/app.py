@@ -5,7 +5,9 @@
     GET  /api/paragraphs/{id}        one paragraph with its neighbours
     GET  /health                     ready or not, and why (index, model)
     GET  /health/live, /health/ready liveness, and readiness with each dependency (assistant/health.py)
-    GET  /openapi.json               OpenAPI schema (/docs, the interactive page, with ASSISTANT_API_DOCS=true)
+    GET  /openapi.json               OpenAPI schema
+    GET  /docs                       the interactive page (Swagger UI from a pinned package, service/docs.py;
+                                     ASSISTANT_API_DOCS=false turns it off)
 
 The model and the index load once, at start-up, in the background; until they are ready (or if
 they cannot load) the API answers 503 with the reason and the command that fixes it.
@@ -25,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from assistant.guard import RateLimiter, address_key, trusted_networks
 from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
@@ -110,12 +113,17 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         description="Search the paragraphs of the assistant's source documents (IOP, reserved contracts, "
         "framework agreements, thresholds). Every hit is a quotable paragraph with its document and year.",
         lifespan=lifespan,
-        # FastAPI's /docs page loads Swagger UI from a CDN (no package here ships it): off unless asked for.
-        docs_url="/docs" if settings.api_docs else None,
+        # FastAPI's own /docs page loads Swagger UI from a CDN with an inline script: never; service/docs.py
+        # serves it from a pinned package instead.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.engine_holder = holder
     app.add_middleware(SecurityHeaders, policy=content_security_policy(settings.webchat_socket_url))
+    if settings.api_docs:
+        from .docs import add_docs_routes
+
+        add_docs_routes(app, app.title)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=settings.max_searches_in_flight)  # outermost: refuse before any work
 
@@ -130,8 +138,21 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
             content={"detail": "Ogiltig förfrågan: " + "; ".join(problems), "errors": jsonable_encoder(exc.errors())},
         )
 
-    @app.post("/api/search", response_model=SearchResponse, tags=["search"])
-    def search(body: SearchRequest) -> SearchResponse:
+    trusted = trusted_networks(settings.trusted_proxies)
+    search_limiter = RateLimiter(settings.search_per_address_minute)
+    search_lock = threading.Lock()
+
+    @app.post("/api/search", response_model=SearchResponse, tags=["search"],
+              responses={429: {"description": "Too many searches from this address; see Retry-After"}})
+    def search(body: SearchRequest, request: Request) -> SearchResponse:
+        # Each search embeds the query (CPU): one client address gets a share, not the whole service.
+        from .staff import client_address
+
+        with search_lock:
+            allowed = search_limiter.allow(address_key(client_address(request, trusted)))
+        if not allowed:
+            raise HTTPException(429, "För många sökningar från din adress; vänta en minut och försök igen.",
+                                headers={"Retry-After": "60"})
         engine = holder.get()
         try:
             result = engine.search(body.query, body.k)

@@ -3,7 +3,14 @@
 - ``BodyLimit``: bodies larger than ``max_bytes`` get 413 before any route reads them (a declared
   Content-Length is checked first; a chunked body is counted as it arrives);
 - ``SecurityHeaders``: every HTML page gets a Content-Security-Policy (scripts, styles and
-  connections from this service and the web chat's socket only; no inline scripts, no plugins).
+  connections from this service and the web chat's socket only; no inline scripts, no plugins) unless
+  it sets a stricter one itself (the inbox, /docs), and may be framed only where it must be: the chat
+  page (``/``), which embed.js puts in an iframe on the host's site; every other page refuses frames.
+  Every response gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin`` (not
+  ``no-referrer``: with it browsers send ``Origin: null`` on the pages' own form POSTs, which the inbox's
+  Origin check refuses, so staff could not log in); HTML
+  pages also ``Cross-Origin-Opener-Policy: same-origin`` and a Permissions-Policy with no camera,
+  microphone or location.
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+FRAMEABLE = frozenset(("/",))  # the chat page: embed.js shows it in an iframe on other sites
+ALWAYS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"))
+HTML_ONLY = ((b"cross-origin-opener-policy", b"same-origin"),
+             (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"))
 
 
 def content_security_policy(socket_url: str) -> str:
@@ -25,32 +35,34 @@ def content_security_policy(socket_url: str) -> str:
 
 
 class SecurityHeaders:
-    """Adds a Content-Security-Policy to HTML responses that do not set their own."""
+    """Adds the security headers above to every response (never replacing one a route set itself)."""
 
     def __init__(self, app, policy: str):
         self.app = app
         self.policy = policy.encode()
-        # FastAPI's /docs page (only with ASSISTANT_API_DOCS=true) runs an inline script and Swagger UI from its CDN.
-        self.docs_policy = (f"default-src 'self'; script-src 'self' 'unsafe-inline' {SWAGGER_CDN}; style-src 'self' "
-                            f"{SWAGGER_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-                            "object-src 'none'; base-uri 'none'").encode()
+        self.unframed_policy = (policy + "; frame-ancestors 'none'").encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        policy = self.docs_policy if scope.get("path", "").startswith("/docs") else self.policy
+        frameable = scope.get("path", "") in FRAMEABLE
 
-        async def with_policy(message):
+        async def with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 is_html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
-                if is_html and b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", policy))
-                    message = {**message, "headers": headers}
+                add = list(ALWAYS)
+                if is_html:
+                    add += HTML_ONLY
+                    add.append((b"content-security-policy", self.policy if frameable else self.unframed_policy))
+                    if not frameable:
+                        add.append((b"x-frame-options", b"DENY"))
+                headers += [(name, value) for name, value in add if name not in names]
+                message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, with_policy)
+        await self.app(scope, receive, with_headers)
 
 
 class _TooLarge(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from assistant.settings import AssistantSettings
 from index.settings import PROJECT_ROOT, ProjectPath
@@ -18,8 +18,8 @@ class ServiceSettings(AssistantSettings):
     log_level: str = Field("info", description="uvicorn log level")
     webchat_socket_url: str = Field("http://127.0.0.1:5005", description="Where the web chat page finds Rasa's "
                                     "socket.io channel (as the user's browser sees it)")
-    api_docs: bool = Field(False, description="Serve the interactive API docs at /docs (they load Swagger UI from "
-                           "a CDN); /openapi.json is always served")
+    api_docs: bool = Field(True, description="Serve the interactive API docs at /docs (Swagger UI from the pinned "
+                           "swagger-ui-bundle-v2 package, no CDN); /openapi.json is always served")
     web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind an HTTPS "
@@ -28,6 +28,11 @@ class ServiceSettings(AssistantSettings):
                                        "and a restart of the service end it sooner)")
     inbox_login_failures: int = Field(5, ge=1, le=1000, description="Wrong inbox tokens one client address may "
                                       "send in 15 minutes before it has to wait")
+    trusted_proxies: str = Field("", description="Comma-separated addresses or networks of reverse proxies whose "
+                                 "X-Forwarded-For names the client (per-address limits); empty = the socket peer "
+                                 "is the client")
+    search_per_address_minute: int = Field(300, ge=0, le=100_000, description="Search API requests one client "
+                                           "address may make per minute (0 = off); more get 429")
     rasa_url: str = Field("http://127.0.0.1:5005", description="Rasa's HTTP API, for transcripts in the inbox")
     rasa_api_token: SecretStr | None = Field(None, description="Secret of Rasa's HTTP API (JWT HS256, passed to Rasa "
                                              "by environment; make run generates one)")
@@ -42,6 +47,14 @@ class ServiceSettings(AssistantSettings):
                                 "accept (bytes)")
     max_searches_in_flight: int = Field(8, ge=0, le=10_000, description="API requests (/api/…) in progress at once; "
                                         "past it a request gets 503 + Retry-After at once (0 = no limit)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        from assistant.guard import trusted_networks
+
+        trusted_networks(value)  # a typo fails at start-up, not silently at the first request
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -72,6 +72,13 @@ class StackSettings(ServiceSettings):
     max_metadata_bytes: int = Field(4096, ge=0, description="Message metadata larger than this (JSON) is dropped")
     messages_per_minute: int = Field(20, ge=0, le=10_000, description="Chat messages one sender (conversation) may "
                                      "send per minute, in every channel; over it the user is asked to wait (0 = off)")
+    messages_per_address_minute: int = Field(60, ge=0, le=100_000, description="Web chat messages one client "
+                                             "address may send per minute over all its sessions (0 = off)")
+    rest_messages_per_address_minute: int = Field(600, ge=0, le=100_000, description="REST messages one client "
+                                                  "address may send per minute over all its senders (a server "
+                                                  "relays many users; 0 = off)")
+    webchat_sessions_per_address_hour: int = Field(60, ge=0, le=100_000, description="New web chat sessions one "
+                                                   "client address may start per hour (0 = off)")
     max_messages_in_flight: int = Field(12, ge=0, le=10_000, description="Chat messages one Rasa process handles "
                                         "at once (all channels); past it the user is told at once that many are "
                                         "asking, REST gets 503 + Retry-After (0 = no limit)")
@@ -83,6 +90,11 @@ class StackSettings(ServiceSettings):
     teams_openid_configuration_url: str = Field(
         "https://login.botframework.com/v1/.well-known/openidconfiguration",
         description="Where the Bot Framework publishes the keys that sign incoming requests")
+    teams_issuer: str = Field("https://api.botframework.com", min_length=1, description="The issuer Teams tokens "
+                              "and the OpenID configuration must name (anything else is refused)")
+    teams_service_url_hosts: str = Field("smba.trafficmanager.net,*.botframework.com", min_length=1,
+                                         description="Comma-separated hosts a Teams activity's serviceUrl (where "
+                                         "replies and the bot's token go) may name; *.example.com = subdomains")
 
 
 @lru_cache(maxsize=1)
@@ -203,7 +215,11 @@ def write_credentials(s: StackSettings) -> Path:
     """
     limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes,
               "messages_per_minute": s.messages_per_minute}
-    rest: dict = {**limits, "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
+    # Web chat and REST also count per client address (Slack's and Teams' requests come from their
+    # platforms' servers, whose signatures name the user: per sender is the limit there).
+    rest: dict = {**limits, "messages_per_address_minute": s.rest_messages_per_address_minute,
+                  "trusted_proxies": s.trusted_proxies,
+                  "allow_loopback_without_token": s.rest_token is None and is_loopback(s.rasa_host)}
     if s.rest_token is not None:
         rest["token"] = "${ASSISTANT_REST_TOKEN}"
     channels: dict = {
@@ -213,7 +229,10 @@ def write_credentials(s: StackSettings) -> Path:
                                                 "cors_allowed_origins": ",".join(webchat_origins(s)),
                                                 "session_secret": "${ASSISTANT_WEBCHAT_SECRET}",
                                                 "session_days": s.webchat_session_days,
-                                                "max_body_bytes": s.max_body_bytes, **limits},
+                                                "max_body_bytes": s.max_body_bytes, **limits,
+                                                "messages_per_address_minute": s.messages_per_address_minute,
+                                                "sessions_per_address_hour": s.webchat_sessions_per_address_hour,
+                                                "trusted_proxies": s.trusted_proxies},
     }
     if s.redis_url:  # several Rasa replicas: an answer reaches the socket whichever replica holds it
         channels["bot.connectors.webchat.WebChatInput"]["redis_url"] = "${ASSISTANT_REDIS_URL}"
@@ -229,7 +248,8 @@ def write_credentials(s: StackSettings) -> Path:
             "app_password": "${ASSISTANT_TEAMS_APP_PASSWORD}",
             "tenant_id": s.teams_tenant_id,
             "login_url": s.teams_login_url,
-            "openid_configuration_url": s.teams_openid_configuration_url, **limits,
+            "openid_configuration_url": s.teams_openid_configuration_url, "issuer": s.teams_issuer,
+            "service_url_hosts": s.teams_service_url_hosts, **limits,
         }
     path = s.log_dir.parent / "rasa" / f"credentials-{s.rasa_port}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)

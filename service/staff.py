@@ -33,6 +33,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
+from assistant import guard
 from assistant.inbox import Inbox
 
 from .rasa_api import TranscriptCache
@@ -163,6 +164,12 @@ class LoginThrottle:
             self._recent(address, now)
 
 
+def client_address(request: Request, trusted: tuple) -> str:
+    """Where a request to the web service came from (see assistant.guard.client_address)."""
+    peer = request.client.host if request.client else None
+    return guard.client_address(peer, ",".join(request.headers.getlist("x-forwarded-for")), trusted)
+
+
 def same_token(given: str, expected: str) -> bool:
     """Constant-time comparison of bytes (any text, non-ASCII included, compares without an error)."""
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
@@ -177,8 +184,12 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             raise HTTPException(503, "Inkorgen är avstängd: sätt ASSISTANT_INBOX_TOKEN.")
         return settings.inbox_token.get_secret_value()
 
+    trusted = guard.trusted_networks(settings.trusted_proxies)
+
     def address(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+        """The client's address: the peer, or X-Forwarded-For when the peer is a trusted proxy (the
+        service runs uvicorn without its own proxy-header handling, so this is the only rule)."""
+        return guard.address_key(client_address(request, trusted))
 
     def refuse_if_throttled(request: Request) -> None:
         wait = throttle.retry_after(address(request))

@@ -12,8 +12,11 @@ cases.json: {"channel": "slack" | "teams" | "rest" | "webchat", "credentials": {
              "concurrent": true (send the requests at once, 50 ms apart),
              "requests": [{"path", "body" (str) | "json", "headers"}],     (HTTP channels)
              "say": ["text", …]}                                           (webchat: over socket.io)
+             "clients": [{"headers": {…}, "say": […], "lang"?, "reuse"?}, …]}
+                                  (webchat: several sockets in turn; "reuse": the latest session token)
 Output: {"responses": [{"status", "headers", "body"}], "messages": [{"text", "sender_id", "metadata"}],
-         "replies": [[bot_uttered events after each "say"], …]}
+         "replies": [[bot_uttered events after each "say"], …],
+         "clients": [{"confirmed": bool, "before": [events before the session], "replies": […]}, …]}
 """
 
 from __future__ import annotations
@@ -78,10 +81,14 @@ async def main(cases: dict) -> dict:
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     await server.startup()
-    responses = []
+    responses, clients = [], []
     try:
-        if cases["channel"] == "webchat":
+        if cases["channel"] == "webchat" and "clients" not in cases:
             replies.extend(await webchat(port, cases.get("say") or []))
+        for client in cases.get("clients") or []:
+            token = next((c["token"] for c in reversed(clients) if c["token"]), None) if client.get("reuse") else None
+            clients.append(await webchat_client(port, client.get("say") or [], client.get("headers") or {},
+                                                client.get("lang"), token))
         async with aiohttp.ClientSession() as session:
             async def send(req: dict) -> dict:
                 url = f"http://127.0.0.1:{port}{req['path']}"
@@ -112,7 +119,7 @@ async def main(cases: dict) -> dict:
     finally:
         server.close()
         await server.wait_closed()
-    return {"responses": responses, "messages": messages, "replies": replies}
+    return {"responses": responses, "messages": messages, "replies": replies, "clients": clients}
 
 
 async def webchat(port: int, say: list) -> list:
@@ -129,8 +136,8 @@ async def webchat(port: int, say: list) -> list:
     try:
         await client.emit("session_request", {})
         await asyncio.wait_for(confirmed.wait(), 10)
-        for text in say:
-            await client.emit("user_uttered", {"message": text})
+        for text in say:  # a text, or the whole event ({"message", "customData"})
+            await client.emit("user_uttered", text if isinstance(text, dict) else {"message": text})
             got = [await asyncio.wait_for(events.get(), 10)]
             await asyncio.sleep(0.2)  # anything more for the same message
             while not events.empty():
@@ -167,6 +174,51 @@ async def webchat_listen(port: int, seconds: float = 30, say: str | None = None)
             await asyncio.wait_for(client.disconnect(), 1)
         except (asyncio.TimeoutError, Exception):
             pass
+
+
+async def webchat_client(port: int, say: list, headers: dict, lang, token=None) -> dict:
+    """One socket (with ``headers`` on its HTTP requests, e.g. X-Forwarded-For) asks for a session; when
+    it gets one it sends each text. A refused session gets a bot_uttered event instead of a confirmation."""
+    import socketio
+
+    client = socketio.AsyncClient()
+    events: asyncio.Queue = asyncio.Queue()
+    confirmed = asyncio.Event()
+    client.on("bot_uttered", lambda data: events.put_nowait(data))
+    out = {"confirmed": False, "before": [], "replies": [], "token": None}
+
+    def on_confirm(data):
+        out["token"] = data.get("token")
+        confirmed.set()
+
+    client.on("session_confirm", on_confirm)
+    await client.connect(f"http://127.0.0.1:{port}", socketio_path="/socket.io", transports=["polling"],
+                         headers=headers)
+    try:
+        await client.emit("session_request", {k: v for k, v in (("lang", lang), ("token", token)) if v})
+        waiter = asyncio.ensure_future(confirmed.wait())
+        refused = asyncio.ensure_future(events.get())
+        done, _ = await asyncio.wait({waiter, refused}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        if refused in done:
+            out["before"].append(refused.result())
+        else:
+            refused.cancel()
+        waiter.cancel()
+        out["confirmed"] = confirmed.is_set()
+        if out["confirmed"]:
+            for text in say:
+                await client.emit("user_uttered", {"message": text})
+                got = [await asyncio.wait_for(events.get(), 10)]
+                await asyncio.sleep(0.05)
+                while not events.empty():
+                    got.append(events.get_nowait())
+                out["replies"].append(got)
+    finally:
+        try:
+            await asyncio.wait_for(client.disconnect(), 1)
+        except (asyncio.TimeoutError, Exception):
+            pass
+    return out
 
 
 if __name__ == "__main__":

@@ -308,8 +308,12 @@ def stack(tmp_path_factory, fake_slack, fake_microsoft):
         slack_bot_token="xoxb-test-token", slack_signing_secret=SLACK_SECRET, slack_api_base_url=fake_slack.url,
         teams_app_id=TEAMS_APP_ID, teams_app_password="teams-client-secret", teams_tenant_id=TEAMS_TENANT,
         teams_login_url=fake_microsoft.url, teams_openid_configuration_url=fake_microsoft.url + "/openid",
+        teams_service_url_hosts="127.0.0.1",  # the fake connector (plain http: allowed on loopback only)
         webchat_socket_url=f"http://127.0.0.1:{rasa_port}", inbox_token=STAFF_TOKEN,
         rest_token=REST_TOKEN, webchat_secret=WEBCHAT_SECRET,
+        # Every test client here is 127.0.0.1: the per-address limits would add up all the tests' sessions
+        # and messages (they have their own tests: test_addresses.py).
+        messages_per_address_minute=0, rest_messages_per_address_minute=0, webchat_sessions_per_address_hour=0,
     )
     s = Stack(settings)
     s.start()

@@ -103,7 +103,8 @@ def test_teams_webhook_refuses_wrong_audience_serviceurl_and_signature():
             req(fake.token(), text="rätt"),
             req(fake.token(aud="some-other-bot-app-id"), text="annan mottagare"),
             req(fake.token(aud=None), text="ingen mottagare"),
-            req(fake.token(), service_url="https://evil.example", text="annan tjänst"),
+            # an allowed host (so the allow-list passes it), but not the one the token was issued for
+            req(fake.token(), service_url="http://127.0.0.1:9/other", text="annan tjänst"),
             req(fake.token(serviceurl=None), text="utan serviceurl"),
             req(fake.token(key=fake.other_key), text="fel nyckel"),
             req(fake.token(iss="https://evil.example"), text="fel utfärdare"),
@@ -112,7 +113,7 @@ def test_teams_webhook_refuses_wrong_audience_serviceurl_and_signature():
         ]
         out = probe({"channel": "teams", "credentials": {
             "app_id": TEAMS_APP_ID, "app_password": "x", "tenant_id": "t", "login_url": fake.url,
-            "openid_configuration_url": fake.url + "/openid"}, "requests": requests})
+            "openid_configuration_url": fake.url + "/openid", "service_url_hosts": "127.0.0.1"}, "requests": requests})
     finally:
         fake.server.shutdown()
     statuses = [r["status"] for r in out["responses"]]
@@ -121,6 +122,86 @@ def test_teams_webhook_refuses_wrong_audience_serviceurl_and_signature():
     bodies = [r["body"] for r in out["responses"]]
     assert "audience" in bodies[1].lower() and "aud" in bodies[2].lower()
     assert bodies[3] == "Token was issued for another service URL." and bodies[4] == "Token has no serviceurl claim."
+
+
+def test_teams_answers_only_allowed_service_url_hosts():
+    """The reply, with the bot's access token, goes to the activity's serviceUrl: only Bot Framework hosts
+    (here the local fake, listed) are accepted, even with a validly signed token naming that URL."""
+    from conftest import TEAMS_APP_ID, FakeMicrosoft
+
+    fake = FakeMicrosoft()
+    path = "/webhooks/botframework/webhook"
+    urls = ["https://evil.example/", "https://smba.trafficmanager.net.evil.example/", "https://evilbotframework.com/",
+            "https://botframework.com/", "http://smba.trafficmanager.net/emea/", "https://u:p@smba.trafficmanager.net/",
+            "http://127.0.0.2:9/", "https://[::1/"]
+    requests = [{"path": path, "json": teams_activity(url, f"till {url}"),
+                 "headers": {"Authorization": f"Bearer {fake.token(serviceurl=url)}"}} for url in urls]
+    requests.append({"path": path, "json": teams_activity(fake.url, "rätt"),
+                     "headers": {"Authorization": f"Bearer {fake.token()}"}})
+    try:
+        fetches_before = fake.key_fetches
+        out = probe({"channel": "teams", "on_message": "answer", "credentials": {
+            "app_id": TEAMS_APP_ID, "app_password": "x", "tenant_id": "t", "login_url": fake.url,
+            "openid_configuration_url": fake.url + "/openid",
+            "service_url_hosts": "smba.trafficmanager.net, *.botframework.com, 127.0.0.1"}, "requests": requests})
+        fetches = fake.key_fetches - fetches_before
+        sent_to = [a["path"] for a in fake.activities]
+    finally:
+        fake.server.shutdown()
+    statuses = [r["status"] for r in out["responses"]]
+    assert statuses == [401] * len(urls) + [200], list(zip(urls + [fake.url], statuses))
+    assert all(r["body"] == "Service URL is not allowed." for r in out["responses"][:-1])
+    assert [m["text"] for m in out["messages"]] == ["rätt"] and sent_to == ["/v3/conversations/conv-1/activities"]
+    assert fetches == 1  # the refused ones never made the channel fetch keys
+
+
+SERVICE_URL_SCRIPT = r"""
+import json
+from bot.connectors.teams import SERVICE_URL_HOSTS, service_url_allowed, service_url_hosts
+
+default = service_url_hosts(SERVICE_URL_HOSTS)
+urls = ["https://smba.trafficmanager.net/emea/", "https://SMBA.trafficmanager.net./amer/",
+        "https://europe.webchat.botframework.com/", "https://a.b.botframework.com:443/x",
+        "https://botframework.com/", "https://evil.com/smba.trafficmanager.net", "https://evil.com#@smba.trafficmanager.net",
+        "http://smba.trafficmanager.net/", "https://smba.trafficmanager.net:99999/", "ftp://smba.trafficmanager.net/",
+        "http://127.0.0.1:5000/", None, 17, "https://" + "a" * 3000 + ".botframework.com/"]
+out = [service_url_allowed(u, default) for u in urls]
+out.append(service_url_allowed("http://127.0.0.1:5000/", service_url_hosts("127.0.0.1")))
+try:
+    service_url_hosts(" , ")
+    out.append("accepted")
+except ValueError:
+    out.append("refused")
+print(json.dumps(out))
+"""
+
+
+def test_service_url_host_matching():
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(RASA_PYTHON), "-c", SERVICE_URL_SCRIPT], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [
+        True, True, True, True, False, False, False, False, False, False, False, False, False, False, True, "refused"]
+
+
+def test_teams_refuses_an_openid_configuration_naming_another_issuer():
+    """The issuer is pinned: a configuration (and tokens) naming another issuer are refused, even when
+    the keys sign correctly; before, the validator took whatever issuer the configuration named."""
+    from conftest import TEAMS_APP_ID, FakeMicrosoft
+
+    fake = FakeMicrosoft()
+    fake.issuer = "https://evil.example"
+    try:
+        cases = {"app_id": TEAMS_APP_ID, "openid": fake.url + "/openid", "service_url": fake.url,
+                 "tokens": [fake.token(iss="https://evil.example"), fake.token()]}
+        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([str(RASA_PYTHON), "-c", TEAMS_VALIDATOR], input=json.dumps(cases), capture_output=True,
+                              text=True, timeout=120, cwd=ROOT, env=env)
+    finally:
+        fake.server.shutdown()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["Signing keys unavailable."] * 2
 
 
 TEAMS_VALIDATOR = r"""
@@ -344,7 +425,7 @@ def test_teams_never_stays_silent_and_limits_each_sender():
                     for text in ("Vad är IOP?", "What is the IOP and how does it work?", "hej")]
         out = probe({"channel": "teams", "on_message": "silent", "credentials": {
             "app_id": TEAMS_APP_ID, "app_password": "x", "tenant_id": "t", "login_url": fake.url,
-            "openid_configuration_url": fake.url + "/openid", "messages_per_minute": 2}, "requests": requests})
+            "openid_configuration_url": fake.url + "/openid", "service_url_hosts": "127.0.0.1", "messages_per_minute": 2}, "requests": requests})
         sent = [a["activity"].get("text") for a in fake.activities]
     finally:
         fake.server.shutdown()

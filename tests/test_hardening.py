@@ -40,7 +40,18 @@ def test_the_launcher_takes_the_secret_from_the_environment_only():
     from bot.launch import rasa_argv
 
     argv = rasa_argv(["run", "--enable-api"], {"ASSISTANT_RASA_API_TOKEN": "s" * 32})
-    assert argv == ["rasa", "run", "--enable-api", "--jwt-secret", "s" * 32, "--jwt-method", "HS256"]
+    assert argv == ["rasa", "run", "--enable-api", "--jwt-secret=" + "s" * 32, "--jwt-method", "HS256"]
+    # A generated secret may start with "-" (token_urlsafe): it must still reach Rasa as the option's value.
+    # Rasa reads its options with argparse, like this parser; "--jwt-secret", "-x…" failed to start Rasa.
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("--enable-api", action="store_true")
+    parser.add_argument("--jwt-secret")
+    parser.add_argument("--jwt-method")
+    dashed = rasa_argv(["run", "--enable-api"], {"ASSISTANT_RASA_API_TOKEN": "-" + "s" * 31})
+    assert parser.parse_args(dashed[1:]).jwt_secret == "-" + "s" * 31
     assert rasa_argv(["run"], {}) == ["rasa", "run"]  # no API, no secret needed
     for bad in (["run", "--auth-token", "x"], ["run", "--jwt-secret=x"], ["run", "-t", "x"]):
         with pytest.raises(SystemExit):
@@ -487,23 +498,54 @@ def test_static_serves_the_pages_files_only(inbox_app, web_dir):
             assert client.get(hidden).status_code == 404, hidden
 
 
-def test_docs_are_off_by_default_and_html_pages_have_a_csp(inbox_app, web_dir):
+def test_docs_come_from_the_package_under_a_strict_policy_and_html_pages_have_a_csp(inbox_app, web_dir):
     client, _ = inbox_app(web_dir=web_dir, webchat_socket_url="https://chat.example.se")
     with client:
-        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
-        assert client.get("/openapi.json").status_code == 200
-        for path in ("/", "/inbox"):
+        assert client.get("/redoc").status_code == 404 and client.get("/openapi.json").status_code == 200
+        for path in ("/", "/inbox", "/docs"):
             r = client.get(path)
             policy = r.headers["content-security-policy"]
             assert "script-src 'self'" in policy or "default-src 'none'" in policy, path
-            assert "cdn" not in policy and "unsafe-inline" not in policy, path
+            assert "cdn" not in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy, path
         assert "connect-src 'self' https://chat.example.se wss://chat.example.se" in \
             client.get("/").headers["content-security-policy"]
         assert "frame-ancestors 'none'" in client.get("/inbox").headers["content-security-policy"]
         assert "content-security-policy" not in client.get("/static/chat.js").headers
-    docs, _ = inbox_app(api_docs=True)
-    with docs:
-        assert docs.get("/docs").status_code == 200  # on request, with its own (CDN) policy
+        # /docs: Swagger UI from the installed package (no CDN, no inline script), never framed.
+        docs = client.get("/docs")
+        assert docs.status_code == 200 and "http" not in docs.text.replace('lang="en"', "")
+        assert "<script>" not in docs.text and "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+        scripts = [part.split('"')[0] for part in docs.text.split('<script src="')[1:]]
+        assert scripts == ["/docs/assets/swagger-ui-bundle.js", "/docs/swagger-init.js"]
+        bundle = client.get(scripts[0])
+        assert bundle.status_code == 200 and len(bundle.content) > 500_000 and "SwaggerUIBundle" in bundle.text
+        assert client.get("/docs/assets/swagger-ui.css").headers["content-type"].startswith("text/css")
+        for hidden in ("/docs/assets/index.html", "/docs/assets/swagger-ui-bundle.js.map",
+                       "/docs/assets/..%2F__init__.py", "/docs/assets/oauth2-redirect.html"):
+            assert client.get(hidden).status_code == 404, hidden
+    off, _ = inbox_app(api_docs=False)
+    with off:
+        assert off.get("/docs").status_code == 404 and off.get("/docs/assets/swagger-ui-bundle.js").status_code == 404
+
+
+def test_every_response_has_the_usual_security_headers(inbox_app, web_dir):
+    client, _ = inbox_app(web_dir=web_dir)
+    with client:
+        for path in ("/", "/inbox", "/docs", "/p/none", "/openapi.json", "/static/chat.js", "/api/documents"):
+            r = client.get(path)
+            assert r.headers["x-content-type-options"] == "nosniff", path
+            # same-origin, not no-referrer: with no-referrer a browser's form POST carries Origin: null and
+            # the inbox's Origin check refuses the login (test_web.py's browser tests caught that)
+            assert r.headers["referrer-policy"] == "same-origin", path
+        for path in ("/inbox", "/docs", "/p/none"):  # HTML pages nobody needs to frame
+            r = client.get(path)
+            assert r.headers["x-frame-options"] == "DENY", path
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+            assert r.headers["cross-origin-opener-policy"] == "same-origin", path
+            assert "camera=()" in r.headers["permissions-policy"], path
+        chat = client.get("/")  # embed.js shows the chat page in an iframe on the host's site
+        assert "x-frame-options" not in chat.headers and "frame-ancestors" not in chat.headers["content-security-policy"]
+        assert chat.headers["cross-origin-opener-policy"] == "same-origin"
 
 
 def test_the_web_chat_socket_accepts_the_pages_origin_only(tmp_path):

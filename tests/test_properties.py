@@ -21,10 +21,12 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-# Issue 10 asks for under 50 ms on any input up to 100 KB; on an idle machine every parser here takes
-# under 15 ms. The test allows twice that (wall time, best of up to five tries) because CI shares two
-# cores with other work; a parser that backtracks or reads all of 100 KB still fails (60 ms to 15 s).
-TIME_LIMIT = 0.100
+# Issue 10 asks for under 50 ms on any input up to 100 KB, and that is the bound (wall time, best of up
+# to five tries, because CI shares two cores with other work: a descheduled call is slow only now and
+# then, a parser that backtracks or reads all of 100 KB is slow every time, 60 ms to 15 s). Measured on
+# the worst inputs here, best of five: under 15 ms idle and under 15 ms with a whole stack starting
+# beside it (load 3.5 on 2 cores), while single tries reached 140 ms there.
+TIME_LIMIT = 0.050
 MAX_INPUT = 100_000
 
 FAST = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow,
@@ -211,8 +213,11 @@ def test_question_focus_is_fast_and_part_of_the_message(text):
 
 @FAST
 @given(st.lists(st.sampled_from(["Vi är en förening i Gävle.", "Vi har tio anställda.", "Det är bra."]),
-                min_size=8, max_size=20), st.sampled_from(["Kan vi teckna ett IOP?", "Gäller LOU för oss?"]))
+                min_size=10, max_size=20), st.sampled_from(["Kan vi teckna ett IOP?", "Gäller LOU för oss?"]))
+@example(["Det är bra."] * 10, "Gäller LOU för oss?")  # the shortest: 139 characters, a "long" message
 def test_the_focus_is_the_question_at_the_end(context, question):
+    # (min_size was 8: eight "Det är bra." and the question are 118 characters, which question_focus
+    # rightly leaves alone as a short message (FOCUS_MIN_CHARS = 120); hypothesis found it now and then.)
     from index.query import question_focus
 
     assert question_focus(" ".join(context) + " " + question) == question

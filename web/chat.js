@@ -420,7 +420,7 @@
 
   socket.on("connect", function () {
     status.textContent = t("online");
-    socket.emit("session_request", { token: token });
+    socket.emit("session_request", { token: token, lang: lang });
   });
   socket.on("session_confirm", function (confirmed) {
     if (!confirmed || !confirmed.token || !confirmed.session_id) return;
@@ -437,7 +437,7 @@
       deliver(waiting);
     }
   });
-  socket.on("session_required", function () { socket.emit("session_request", { token: token }); });
+  socket.on("session_required", function () { socket.emit("session_request", { token: token, lang: lang }); });
   /* The line dropped (Rasa restarting, or the network): the message waiting for its reply is kept and
      goes out again once the server confirms the session on reconnect. A message that reached Rasa
      just before it died has no reply coming, so it is sent again rather than lost. The page says so. */

@@ -14,8 +14,11 @@ It replaces Rasa's plain `rest:` channel (same path, same reply format) and adds
   is no shared "default" conversation.
 - **Limits before any work.** A message that is not text, is empty or holds invalid unicode gets 400
   with a message; a message longer than `max_message_chars` gets a normal reply saying so (in the
-  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped. A sender
-  over `messages_per_minute` gets 429 (Retry-After) with a reply telling it to wait.
+  user's language) and never reaches the NLU; metadata over `max_metadata_bytes` is dropped, and of a
+  smaller one only `feedback_for` is kept (guard.allowed_metadata). A sender
+  over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its senders
+  together; the address is the peer, or X-Forwarded-For behind one of `trusted_proxies`), gets 429
+  (Retry-After) with a reply telling it to wait.
 - **Admission control.** Past `ASSISTANT_MAX_MESSAGES_IN_FLIGHT` messages in progress in this Rasa
   process (all channels together), a message gets 503 (Retry-After) at once with "Många frågar just
   nu – försök igen om en stund" instead of a long wait (bot/connectors/admission.py).
@@ -55,12 +58,17 @@ class GuardedRestInput(InputChannel):
                    allow_loopback_without_token=bool(credentials.get("allow_loopback_without_token", False)),
                    max_message_chars=int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
                    max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
-                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
+                   messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
+                   messages_per_address_minute=int(credentials.get("messages_per_address_minute",
+                                                                   guard.MESSAGES_PER_ADDRESS_MINUTE)),
+                   trusted_proxies=credentials.get("trusted_proxies") or "")
 
     def __init__(self, token: Optional[Text] = None, allow_loopback_without_token: bool = False,
                  max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  max_metadata_bytes: int = guard.MAX_METADATA_BYTES,
-                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE,
+                 messages_per_address_minute: int = guard.MESSAGES_PER_ADDRESS_MINUTE,
+                 trusted_proxies: Any = "") -> None:
         if token is not None and (len(token) < 16 or token.startswith("${")):
             raise ValueError("the REST token (ASSISTANT_REST_TOKEN) must be at least 16 characters")
         self.token = token
@@ -68,6 +76,8 @@ class GuardedRestInput(InputChannel):
         self.max_message_chars = max_message_chars
         self.max_metadata_bytes = max_metadata_bytes
         self.limiter = guard.RateLimiter(messages_per_minute)
+        self.address_limiter = guard.RateLimiter(messages_per_address_minute)
+        self.trusted_proxies = guard.trusted_networks(trusted_proxies)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("guarded_rest_webhook", __name__)
@@ -97,9 +107,11 @@ class GuardedRestInput(InputChannel):
                                    f"(text, 1–{MAX_SENDER_CHARS} tecken). Utan det kan samtal inte hållas isär.")
             sender_id = guard.sender(guard.REST, sender)
             text = body.get("message")
-            limited = guard.rate_refusal(self.limiter, sender_id, text)
+            address = guard.client_address(request.ip, ",".join(request.headers.getall("x-forwarded-for", [])),
+                                           self.trusted_proxies)
+            limited = guard.rate_refusal(self.limiter, sender_id, text, self.address_limiter, address)
             if limited:
-                logger.info("REST message refused (rate limit) for %s", sender_id)
+                logger.info("REST message refused (%s) for %s from %s", limited.reason, sender_id, address)
                 return response.json([{"recipient_id": sender_id, "text": limited.text}],
                                      status=HTTPStatus.TOO_MANY_REQUESTS, headers={"Retry-After": "60"})
             refusal = guard.check_message(text, self.max_message_chars)
@@ -108,7 +120,7 @@ class GuardedRestInput(InputChannel):
                 return response.json([{"recipient_id": sender_id, "text": refusal.text}])
             if refusal:
                 return bad_request(refusal.text)
-            metadata = guard.cap_metadata(body.get("metadata"), self.max_metadata_bytes)
+            metadata = guard.allowed_metadata(body.get("metadata"), self.max_metadata_bytes)
             if not admission.GATE.try_enter():
                 logger.warning("busy: %d messages in progress, refused one of %s", admission.GATE.in_flight, sender_id)
                 return response.json([{"recipient_id": sender_id, "text": admission.busy_text(text)}],

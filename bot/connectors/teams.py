@@ -5,11 +5,16 @@ Rasa 3.6's botframework connector asks for its outgoing token only at the multi-
 only, and those must use login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token. This connector:
 
 - takes a ``tenant_id`` (empty or "botframework.com" keeps multi-tenant working);
+- answers only activities whose serviceUrl (where the reply, with the bot's access token, will go) is
+  https on an allowed host (``service_url_hosts``: by default the Bot Framework's,
+  ``smba.trafficmanager.net`` and ``*.botframework.com``; plain http only for a listed loopback host,
+  for local fakes); anything else gets 401 before any key is fetched;
 - validates every incoming request's JWT: RS256 signature against the keys published in the Bot
-  Framework OpenID configuration, audience = the app id, issuer = the configuration's issuer (a
-  configuration without one fails closed), expiry, and a ``serviceurl`` claim equal to the activity's
-  serviceUrl (required: a token without it is refused); anything else, including unsigned tokens,
-  gets 401. An unknown key id refetches the keys at most once per ``KEYS_REFETCH_INTERVAL``;
+  Framework OpenID configuration, audience = the app id, issuer = the pinned ``issuer``
+  (``https://api.botframework.com``; an OpenID configuration without an issuer, or with another one,
+  fails closed), expiry, and a ``serviceurl`` claim equal to the activity's serviceUrl (required: a
+  token without it is refused); anything else, including unsigned tokens, gets 401. An unknown key id
+  refetches the keys at most once per ``KEYS_REFETCH_INTERVAL``;
 - never blocks the event loop: tokens, keys and replies go through aiohttp, tokens are cached
   until shortly before they expire and refreshed under a lock;
 - renders an answer and its citations as one Adaptive Card;
@@ -29,7 +34,8 @@ import logging
 import re
 import time
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Text
+from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
@@ -50,6 +56,8 @@ LOGIN_URL = "https://login.microsoftonline.com"
 MULTI_TENANT = "botframework.com"
 OPENID_CONFIGURATION_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 SCOPE = "https://api.botframework.com/.default"
+ISSUER = "https://api.botframework.com"  # what the Bot Framework's OpenID configuration names, pinned
+SERVICE_URL_HOSTS = "smba.trafficmanager.net,*.botframework.com"
 BEARER = re.compile(r"Bearer\s+(\S+)")
 MENTION = re.compile(r"<at>[^<]{0,200}</at>")
 KEYS_MAX_AGE = 24 * 3600
@@ -88,12 +96,53 @@ class TokenProvider:
             return self._token
 
 
+def service_url_hosts(value: Any) -> List[Text]:
+    """The allowed serviceUrl hosts: a comma-separated string or a list; ``*.example.com`` = any
+    subdomain of example.com (not example.com itself)."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    hosts = [h.strip().lower().rstrip(".") for h in str(value or "").split(",") if h.strip()]
+    if not hosts:
+        raise ValueError("the Teams channel needs at least one allowed service URL host "
+                         "(ASSISTANT_TEAMS_SERVICE_URL_HOSTS)")
+    return hosts
+
+
+def service_url_allowed(url: Any, hosts: Sequence[Text]) -> bool:
+    """True when replies may be sent to ``url``: https (http only on a loopback host) on an allowed host,
+    no credentials in the URL."""
+    from assistant.guard import is_loopback
+
+    if not isinstance(url, str) or not 0 < len(url) <= 2048:
+        return False
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    if not host or parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)):
+        return False
+    for allowed in hosts:
+        if allowed.startswith("*."):
+            if host.endswith(allowed[1:]) and len(host) > len(allowed) - 1:
+                return True
+        elif host == allowed:
+            return True
+    return False
+
+
 class JwtValidator:
     """Checks the Authorization header of requests from the Bot Framework connector."""
 
     def __init__(self, app_id: Text, openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
-                 refetch_interval: float = KEYS_REFETCH_INTERVAL) -> None:
+                 refetch_interval: float = KEYS_REFETCH_INTERVAL, issuer: Text = ISSUER) -> None:
+        if not issuer:
+            raise ValueError("the Teams channel needs the expected token issuer (ASSISTANT_TEAMS_ISSUER)")
         self.app_id = app_id
+        self.expected_issuer = issuer
         self.openid_configuration_url = openid_configuration_url
         self.refetch_interval = refetch_interval
         self._keys: Dict[Text, Any] = {}
@@ -116,6 +165,9 @@ class JwtValidator:
             issuer = config.get("issuer")
             if not isinstance(issuer, str) or not issuer.strip():
                 raise ValueError(f"no issuer in {self.openid_configuration_url}")  # never skip the issuer check
+            if issuer != self.expected_issuer:  # a changed or hijacked configuration: trust none of its keys
+                raise ValueError(f"{self.openid_configuration_url} names the issuer {issuer!r}, "
+                                 f"not {self.expected_issuer!r}")
             self._issuer = issuer
             self._keys = {k["kid"]: k for k in keys.get("keys", []) if "kid" in k}
             self._fetched_at = time.time()
@@ -146,7 +198,7 @@ class JwtValidator:
             return "Unknown signing key."
         try:
             claims = jwt.decode(token, key=RSAAlgorithm.from_jwk(json.dumps(key)), algorithms=["RS256"],
-                                audience=self.app_id, issuer=self._issuer or "",
+                                audience=self.app_id, issuer=self.expected_issuer,
                                 options={"require": ["exp", "iss", "aud"]}, leeway=300)
         except jwt.PyJWTError as exc:
             return f"Could not validate JWT token: {exc}."
@@ -245,17 +297,21 @@ class TeamsInput(InputChannel):
                    credentials.get("login_url") or LOGIN_URL,
                    credentials.get("openid_configuration_url") or OPENID_CONFIGURATION_URL,
                    int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
-                   int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
+                   int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
+                   credentials.get("service_url_hosts") or SERVICE_URL_HOSTS,
+                   credentials.get("issuer") or ISSUER)
 
     def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT, login_url: Text = LOGIN_URL,
                  openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
                  max_message_chars: int = guard.MAX_MESSAGE_CHARS,
-                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE) -> None:
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE,
+                 allowed_service_url_hosts: Any = SERVICE_URL_HOSTS, issuer: Text = ISSUER) -> None:
         self.app_id = app_id
+        self.service_url_hosts = service_url_hosts(allowed_service_url_hosts)
         self.max_message_chars = max_message_chars
         self.limiter = guard.RateLimiter(messages_per_minute)
         self.tokens = TokenProvider(app_id, app_password, tenant_id, login_url)
-        self.validator = JwtValidator(app_id, openid_configuration_url)
+        self.validator = JwtValidator(app_id, openid_configuration_url, issuer=issuer)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("teams_webhook", __name__)
@@ -273,6 +329,11 @@ class TeamsInput(InputChannel):
                 activity = {}
             if not isinstance(activity, dict):
                 activity = {}
+            if activity.get("serviceUrl") is not None and not service_url_allowed(activity["serviceUrl"],
+                                                                                  self.service_url_hosts):
+                # The reply (with the bot's access token) would go there: refused before any key is fetched.
+                logger.warning("Teams activity refused: service URL %.200r is not allowed", activity["serviceUrl"])
+                return response.text("Service URL is not allowed.", status=HTTPStatus.UNAUTHORIZED)
             refused = await self.validator.validate(request.headers.get("Authorization"), activity.get("serviceUrl"))
             if refused:
                 return response.text(refused, status=HTTPStatus.UNAUTHORIZED)

@@ -20,9 +20,13 @@ held. The engine.io session itself (long-polling) lives in one process: the bala
 browser on one replica (sticky, see service/cluster.py).
 
 Limits before any work: messages longer than `max_message_chars`, empty, not text or with invalid
-unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped; a
-session over `messages_per_minute` is told to wait. When Rasa sends nothing (action server down or
-timed out) the fallback message is sent instead (bot/connectors/fallback.py).
+unicode get a clear reply and never reach Rasa; `customData` over `max_metadata_bytes` is dropped, and
+of a smaller one only `feedback_for` is kept (guard.allowed_metadata); a
+session over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its
+sessions together), is told to wait; an address may start `sessions_per_address_hour` new sessions an
+hour (a known token is always renewed). The address is the socket's peer, or X-Forwarded-For when the
+peer is one of `trusted_proxies` (assistant/guard.py, `client_address`). When Rasa sends nothing
+(action server down or timed out) the fallback message is sent instead (bot/connectors/fallback.py).
 """
 
 
@@ -108,13 +112,21 @@ class WebChatInput(InputChannel):
                    max_metadata_bytes=int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES),
                    max_body_bytes=int(credentials.get("max_body_bytes") or 1_000_000),
                    messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
+                   messages_per_address_minute=int(credentials.get("messages_per_address_minute",
+                                                                   guard.MESSAGES_PER_ADDRESS_MINUTE)),
+                   sessions_per_address_hour=int(credentials.get("sessions_per_address_hour",
+                                                                 guard.SESSIONS_PER_ADDRESS_HOUR)),
+                   trusted_proxies=credentials.get("trusted_proxies") or "",
                    redis_url=credentials.get("redis_url") or None)
 
     def __init__(self, user_message_evt: Text = "user_uttered", bot_message_evt: Text = "bot_uttered",
                  socketio_path: Text = "/socket.io", cors_allowed_origins: Any = None, *, session_secret: Text = "",
                  session_days: float = guard.WEBCHAT_SESSION_DAYS, max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  max_metadata_bytes: int = guard.MAX_METADATA_BYTES, max_body_bytes: int = 1_000_000,
-                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE, redis_url: Optional[Text] = None) -> None:
+                 messages_per_minute: int = guard.MESSAGES_PER_MINUTE,
+                 messages_per_address_minute: int = guard.MESSAGES_PER_ADDRESS_MINUTE,
+                 sessions_per_address_hour: int = guard.SESSIONS_PER_ADDRESS_HOUR, trusted_proxies: Any = "",
+                 redis_url: Optional[Text] = None) -> None:
         if redis_url and (redis_url.startswith("${") or not redis_url.startswith(("redis://", "rediss://"))):
             raise ValueError("the web chat's redis_url must be a redis:// URL (ASSISTANT_REDIS_URL)")
         if not session_secret or session_secret.startswith("${"):
@@ -132,6 +144,9 @@ class WebChatInput(InputChannel):
         self.max_body_bytes = max_body_bytes
         self.limiter = guard.RateLimiter(messages_per_minute)
         self.redis_url = redis_url
+        self.address_limiter = guard.RateLimiter(messages_per_address_minute)
+        self.session_limiter = guard.RateLimiter(sessions_per_address_hour, window=3600.0)
+        self.trusted_proxies = guard.trusted_networks(trusted_proxies)
         self.sio: Optional[AsyncServer] = None
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -156,10 +171,24 @@ class WebChatInput(InputChannel):
         async def reply(sid: Text, text: Text) -> None:
             await sio.emit(self.bot_message_evt, {"text": text}, room=sid)
 
+        def address(sid: Text) -> str:
+            """The client's address: the socket's peer, or X-Forwarded-For behind a trusted proxy."""
+            environ = sio.get_environ(sid) or {}
+            request = environ.get("sanic.request")  # engine.io's REMOTE_ADDR is always 127.0.0.1 under Sanic
+            peer = getattr(request, "ip", None) if request is not None else None
+            return guard.client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), self.trusted_proxies)
+
         @sio.on("session_request")
         async def session_request(sid: Text, data: Any) -> None:
             token = data.get("token") if isinstance(data, dict) else None
             known = guard.verify_session(token, self.session_secret)
+            if known is None and not self.session_limiter.allow(guard.address_key(address(sid))):
+                # A new session is free for the client, not for its address: past the hourly number the
+                # page is told (in its language) and gets none; a known session is still renewed.
+                lang = "en" if isinstance(data, dict) and data.get("lang") == "en" else "sv"
+                logger.info("web chat session refused for %s: too many new sessions", address(sid))
+                await reply(sid, guard.TOO_MANY_SESSIONS[lang])
+                return
             # A known session is renewed (same id, new expiry); anything else starts a new one.
             session = guard.issue_session(self.session_secret, self.session_days,
                                           session_id=known.session_id if known else None)
@@ -186,13 +215,13 @@ class WebChatInput(InputChannel):
                 return
             data = data if isinstance(data, dict) else {}
             text = data.get("message")
-            refusal = guard.rate_refusal(self.limiter, sender_id, text) or guard.check_message(text,
-                                                                                             self.max_message_chars)
+            refusal = (guard.rate_refusal(self.limiter, sender_id, text, self.address_limiter, address(sid))
+                       or guard.check_message(text, self.max_message_chars))
             if refusal:
                 logger.info("web chat message refused (%s) for %s", refusal.reason, sender_id)
                 await reply(sid, refusal.text)
                 return
-            metadata = guard.cap_metadata(data.get("customData"), self.max_metadata_bytes)
+            metadata = guard.allowed_metadata(data.get("customData"), self.max_metadata_bytes)
             await on_new_message(UserMessage(text, WebChatOutput(sio, self.bot_message_evt), sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
