@@ -200,8 +200,9 @@ def test_threshold_check_over_rest(stack):
     ("Hur fyller man i en F-skattsedel hos Skatteverket när man startar ett IOP?", "none"),
     ("Måste en förening ha F-skattsedel för att teckna IOP med kommunen?", "partial"),
     # Known regression of the tuned query encoder (2026-11-30): a weather question naming Umeå, one of the
-    # project municipalities of document 003, gets "partial" with Umeå quotes (p(none) 0.14). The
-    # off-topic set stays at 39 of 40 declined in-process. Strict: this fails once it is fixed.
+    # project municipalities of document 003, gets Umeå quotes ("partial", and "full" since the encoder
+    # was tuned on the situation-style examples too). The off-topic set stays at 39 of 40 declined
+    # in-process. Strict: this fails once it is fixed.
     pytest.param("Vad blir det för väder i Umeå på lördag?", "none",
                  marks=pytest.mark.xfail(strict=True, reason="corpus place names pull off-topic questions to partial")),
 ])
