@@ -30,21 +30,11 @@ def _stamp(model_dir: Path) -> dict:
     return {"weights_bytes": stat.st_size, "weights_mtime": int(stat.st_mtime), "opset": OPSET}
 
 
-def export(model_dir: Path, force: bool = False) -> Path:
-    """Export the Hugging Face model in ``model_dir`` (a sentence-transformers folder) to ONNX."""
-    model_dir = Path(model_dir)
-    target = onnx_path(model_dir)
-    marker = target.parent / DONE_MARKER
-    stamp = _stamp(model_dir)
-    try:
-        if not force and target.exists() and json.loads(marker.read_text(encoding="utf-8")) == stamp:
-            return target
-    except (OSError, json.JSONDecodeError):
-        pass
+def write_last_hidden_state(encoder, target: Path) -> None:
+    """Write ``encoder`` (a Hugging Face transformer) to ``target`` as an ONNX graph mapping
+    ``input_ids`` and ``attention_mask`` to the last hidden states; atomically (temporary file, then
+    a rename), so a half-written graph is never read."""
     import torch
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self, inner):
@@ -60,13 +50,31 @@ def export(model_dir: Path, force: bool = False) -> Path:
     try:
         example = torch.ones((1, 8), dtype=torch.long)
         axes = {0: "batch", 1: "tokens"}
-        torch.onnx.export(
-            LastHiddenState(model), (example, example), tmp, input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"], opset_version=OPSET, dynamo=False,
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-        )
+        with torch.no_grad():
+            torch.onnx.export(
+                LastHiddenState(encoder), (example, example), tmp, input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state"], opset_version=OPSET, dynamo=False,
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+            )
         os.replace(tmp, target)
-        marker.write_text(json.dumps(stamp), encoding="utf-8")
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def export(model_dir: Path, force: bool = False) -> Path:
+    """Export the Hugging Face model in ``model_dir`` (a sentence-transformers folder) to ONNX."""
+    model_dir = Path(model_dir)
+    target = onnx_path(model_dir)
+    marker = target.parent / DONE_MARKER
+    stamp = _stamp(model_dir)
+    try:
+        if not force and target.exists() and json.loads(marker.read_text(encoding="utf-8")) == stamp:
+            return target
+    except (OSError, json.JSONDecodeError):
+        pass
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    write_last_hidden_state(model, target)
+    marker.write_text(json.dumps(stamp), encoding="utf-8")
     return target

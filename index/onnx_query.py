@@ -19,22 +19,18 @@ Nothing here imports torch except ``export_query_encoder`` (build time).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel
 
 ENCODER_FILE = "query_encoder.onnx"
 TOKENIZER_FILE = "query_tokenizer.json"
-OPSET = 17
 
 
-@dataclass(frozen=True)
-class ExportedEncoder:
-    """What the manifest records about an exported query encoder."""
+class QueryEncoder(BaseModel):
+    """The exported query encoder, as the index manifest records it."""
 
     file: str
     tokenizer: str
@@ -52,44 +48,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_query_encoder(model, prompt: str, folder: Path) -> ExportedEncoder:
+def export_query_encoder(model, prompt: str, folder: Path) -> QueryEncoder:
     """Write ``model`` (a sentence-transformers model: transformer, mean pooling, normalisation)
     as query_encoder.onnx + query_tokenizer.json in ``folder``."""
-    import torch
+    from .onnx_export import write_last_hidden_state
 
     transformer = model[0]
     pooling = model[1] if len(model) > 1 else None
-    mode = getattr(pooling, "pooling_mode_mean_tokens", True)
-    if not mode:
+    if not getattr(pooling, "pooling_mode_mean_tokens", True):
         raise ValueError("only mean-pooling models can be exported as a query encoder")
-    encoder = transformer.auto_model.eval()
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / ENCODER_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".query.", suffix=".onnx", dir=folder)
-    os.close(fd)
-    try:
-        example = torch.ones((1, 8), dtype=torch.long)
-        axes = {0: "batch", 1: "tokens"}
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(
-                LastHiddenState(encoder), (example, example), tmp, input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"], opset_version=OPSET, dynamo=False,
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-            )
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_last_hidden_state(transformer.auto_model.eval(), target)
     transformer.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER_FILE))
-    return ExportedEncoder(
+    return QueryEncoder(
         file=ENCODER_FILE, tokenizer=TOKENIZER_FILE, sha256=file_sha256(target), prompt=prompt,
         max_tokens=int(model.max_seq_length), dimension=int(model.get_embedding_dimension()),
     )
@@ -98,7 +69,7 @@ def export_query_encoder(model, prompt: str, folder: Path) -> ExportedEncoder:
 class OnnxQueryEncoder:
     """Encodes questions with the exported graph: an ``Embedder`` for the query side only."""
 
-    def __init__(self, folder: Path, exported: ExportedEncoder, name: str, threads: int = 1):
+    def __init__(self, folder: Path, exported: QueryEncoder, name: str, threads: int = 1):
         self.name = name
         self._folder = Path(folder)
         self._exported = exported

@@ -36,7 +36,7 @@ from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_units
 from .query import QueryRewriter
 from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
-from .onnx_query import file_sha256
+from .onnx_query import QueryEncoder, file_sha256
 from .tune import LAYERS_FILE, TuningConfig
 
 FORMAT_VERSION = 5
@@ -85,17 +85,6 @@ class QueryTuning(BaseModel):
     seconds: float
     first_loss: float
     last_loss: float
-
-
-class QueryEncoder(BaseModel):
-    """The exported query encoder (index/onnx_query.py)."""
-
-    file: str
-    tokenizer: str
-    sha256: str
-    prompt: str
-    max_tokens: int
-    dimension: int
 
 
 class IndexManifest(BaseModel):
@@ -242,7 +231,7 @@ def build_index(
     query_encoder = None
     if isinstance(embedder, QueryExportable):
         progress("exporting the query encoder to ONNX")
-        query_encoder = QueryEncoder(**asdict(embedder.export_query_encoder(tmp)))
+        query_encoder = embedder.export_query_encoder(tmp)
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         pipeline_version=PIPELINE_VERSION,
