@@ -9,6 +9,7 @@ short unambiguous request); otherwise the answer offers them as buttons.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -100,6 +101,13 @@ def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: st
     dispatcher.utter_message(text=custom["text"], buttons=buttons or [], json_message=dict(custom))
 
 
+async def answer_off_loop(question: str, lang: str, **options: Any) -> Answer:
+    """The answer to ``question``, worked out on a thread: the search (ONNX Runtime, FAISS, BM25; they
+    release the GIL) must not hold the action server's one event loop, where every other user's
+    action waits."""
+    return await asyncio.to_thread(get_runtime().answerer.answer, question, lang, **options)
+
+
 def answer_events(answer: Answer, question: str) -> list[EventType]:
     return [
         SlotSet("last_question", question),
@@ -130,7 +138,7 @@ class ActionAnswer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         question = (tracker.latest_message.get("text") or "").strip()
-        answer = get_runtime().answerer.answer(question, language(tracker), domain_hint=domain_hint(tracker))
+        answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
@@ -149,7 +157,7 @@ class ActionMoreResults(Action):
         if not question:  # a first message cannot ask for more: the NLU misread a question
             return await ActionAnswer().run(dispatcher, tracker, domain)
         shown = list(tracker.get_slot("shown_ids") or [])
-        answer = get_runtime().answerer.answer(question, lang, skip=frozenset(shown))
+        answer = await answer_off_loop(question, lang, skip=frozenset(shown))
         dispatch_answer(dispatcher, answer)
         if not answer.answered:
             return []
@@ -238,7 +246,7 @@ class ActionChangeDetail(Action):
                 break
         message = tracker.latest_message.get("text") or ""
         question = changed_question(previous, previous_entities, message, tracker.latest_message.get("entities") or [])
-        answer = get_runtime().answerer.answer(question, lang)
+        answer = await answer_off_loop(question, lang)
         dispatch_answer(dispatcher, answer, prefix=texts.changed_question(lang, question),
                         buttons=offers(answer, question, None))
         log_unanswered(tracker, answer)

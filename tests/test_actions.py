@@ -103,6 +103,36 @@ def test_answer_quotes_and_cites_the_best_paragraph(runtime):
     assert slots["last_question"] == "Vad är ett idéburet offentligt partnerskap?"
 
 
+def test_a_slow_search_does_not_hold_other_users_actions(runtime, monkeypatch):
+    """The action server has one event loop: a search run on it would hold every other user's
+    action. Here the first user's search waits until the second user's search has started; run on
+    the loop, the second could never start and the first would give up."""
+    import threading
+
+    real = runtime.answerer.answer
+    second_started = threading.Event()
+    waited: list[bool] = []
+
+    def answer(question, lang, **options):
+        if question.startswith("Vad är ett idéburet"):
+            waited.append(second_started.wait(timeout=5))
+        else:
+            second_started.set()
+        return real(question, lang, **options)
+
+    monkeypatch.setattr(runtime.answerer, "answer", answer)
+
+    async def both():
+        return await asyncio.gather(
+            A.ActionAnswer().run(CollectingDispatcher(), tracker("Vad är ett idéburet offentligt partnerskap?"), {}),
+            A.ActionAnswer().run(CollectingDispatcher(), tracker("Vad är en reserverad upphandling?"), {}),
+        )
+
+    first, second = asyncio.run(both())
+    assert waited == [True]
+    assert any(e.get("name") == "answered" for e in first) and any(e.get("name") == "answered" for e in second)
+
+
 def test_english_question_gets_english_framing_and_swedish_quotes(runtime):
     messages, _ = run(A.ActionAnswer(), tracker("What is an idéburet offentligt partnerskap (IOP)?", "ask_iop",
                                                 slots={"language": "en"}))
