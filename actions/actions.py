@@ -117,12 +117,20 @@ def answer_events(answer: Answer, question: str) -> list[EventType]:
     ]
 
 
+def client_of(tracker: Tracker) -> str | None:
+    """The opaque tag of the web chat client's address that the channel put in the message's metadata
+    (guard.client_tag; a client cannot set it), for the inbox's per-client limits; None elsewhere."""
+    tag = (tracker.latest_message.get("metadata") or {}).get("client")
+    return tag if isinstance(tag, str) and 0 < len(tag) <= 64 else None
+
+
 def log_unanswered(tracker: Tracker, answer: Answer) -> None:
     if answer.reason != "not_covered":
         return
     try:
         get_runtime().inbox.add_unanswered(tracker.sender_id, answer.question, answer.language,
-                                           answer.evidence.dense_max, answer.evidence.lexical_max)
+                                           answer.evidence.dense_max, answer.evidence.lexical_max,
+                                           client=client_of(tracker))
     except InboxLimited as exc:
         log.warning("unanswered question not stored: %s", exc)
     except Exception:  # the user still gets the answer; staff lose one row
@@ -300,7 +308,7 @@ class ActionFeedback(Action):
         reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None
         try:
             get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
-                                             [str(i) for i in ids][:10], reason)
+                                             [str(i) for i in ids][:10], reason, client=client_of(tracker))
         except InboxLimited as exc:  # a flood of ratings: thanked, not stored
             log.warning("feedback not stored: %s", exc)
         except Exception:
@@ -470,7 +478,8 @@ class ActionSubmitHandoff(Action):
         contact = tracker.get_slot("handoff_contact")
         clear = [SlotSet("handoff_question", None), SlotSet("handoff_contact", None)]
         try:
-            reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang)
+            reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang,
+                                                        client=client_of(tracker))
         except InboxLimited as exc:
             log.warning("hand-over refused: %s", exc)
             dispatcher.utter_message(text=texts.handoff_limited(lang))

@@ -114,10 +114,19 @@ class InboxLimits:
     feedback_per_sender_hour: int = 30
     unanswered_per_sender_hour: int = 30
     per_hour: int = 1000  # rows of one kind all conversations together may add per hour
+    # Rows one web chat client (its address, as an opaque tag: guard.client_tag) may add per hour over all
+    # its conversations: a new conversation is free to open, an address is not.
+    handoffs_per_client_hour: int = 10
+    feedback_per_client_hour: int = 100
+    unanswered_per_client_hour: int = 100
 
     def per_sender(self, table: str) -> int:
         return {"handoff_requests": self.handoffs_per_sender_hour, "feedback": self.feedback_per_sender_hour,
                 "unanswered": self.unanswered_per_sender_hour}[table]
+
+    def per_client(self, table: str) -> int:
+        return {"handoff_requests": self.handoffs_per_client_hour, "feedback": self.feedback_per_client_hour,
+                "unanswered": self.unanswered_per_client_hour}[table]
 
 
 def _now(offset_seconds: float = 0.0) -> str:
@@ -167,9 +176,18 @@ class StaffMessage:
 
 
 class Inbox:
-    def __init__(self, db: "Path | str | SecretStr", limits: InboxLimits | None = None):
+    def __init__(self, db: "Path | str | SecretStr", limits: InboxLimits | None = None,
+                 redis_url: str | None = None):
+        from .shared_limits import rate_limiter
+
         self.url = database_url(db)
         self.limits = limits or InboxLimits()
+        # Per client address, counted in Redis for every action server when there is one.
+        self._client_limiters = {
+            table.name: rate_limiter(self.limits.per_client(table.name), f"inbox-{table.name}-client", redis_url,
+                                     window=3600.0)
+            for table in (HANDOFFS, FEEDBACK, UNANSWERED)
+        }
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             if self.url.database and self.url.database != ":memory:":
@@ -211,8 +229,21 @@ class Inbox:
         with self.engine.begin() as db:
             return int(db.execute(table.insert().values(**values)).inserted_primary_key[0])
 
-    def _insert_limited(self, table: sa.Table, sender_id: str, values: dict[str, Any]) -> int:
-        """Insert a user-written row unless this conversation or everyone is over the hourly limit."""
+    def _insert_limited(self, table: sa.Table, sender_id: str, values: dict[str, Any],
+                        client: str | None = None) -> int:
+        """Insert a user-written row unless this conversation, its client (``client``: the opaque tag of
+        the web chat's address, when known) or everyone is over the hourly limit."""
+        limiter = self._client_limiters[table.name]
+        if client and not limiter.allow(client):
+            raise InboxLimited(f"{table.name}: client over {self.limits.per_client(table.name)} rows in the last hour")
+        try:
+            return self._insert_counted(table, sender_id, values)
+        except Exception:
+            if client:
+                limiter.forget_last(client)  # nothing stored: it does not count against the client
+            raise
+
+    def _insert_counted(self, table: sa.Table, sender_id: str, values: dict[str, Any]) -> int:
         since = _now(-3600)
         with self._write() as db:
             if self.dialect == "postgresql":
@@ -230,22 +261,23 @@ class Inbox:
     def _text(self, value: str | None, limit: int | None = None) -> str | None:
         return None if value is None else str(value)[: limit or self.limits.max_text_chars]
 
-    def add_handoff(self, sender_id: str, question: str, contact: str, language: str) -> int:
+    def add_handoff(self, sender_id: str, question: str, contact: str, language: str,
+                    client: str | None = None) -> int:
         return self._insert_limited(HANDOFFS, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "question": self._text(question),
-            "contact": self._text(contact, self.limits.max_contact_chars), "language": str(language)[:8]})
+            "contact": self._text(contact, self.limits.max_contact_chars), "language": str(language)[:8]}, client)
 
     def add_feedback(self, sender_id: str, rating: str, question: str | None, paragraph_ids: list[str],
-                     reason: str | None = None) -> int:
+                     reason: str | None = None, client: str | None = None) -> int:
         return self._insert_limited(FEEDBACK, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "rating": rating, "question": self._text(question),
-            "paragraph_ids": json.dumps([str(i)[:100] for i in paragraph_ids][:10]), "reason": reason})
+            "paragraph_ids": json.dumps([str(i)[:100] for i in paragraph_ids][:10]), "reason": reason}, client)
 
     def add_unanswered(self, sender_id: str, question: str, language: str,
-                       dense_max: float | None, lexical_max: float | None) -> int:
+                       dense_max: float | None, lexical_max: float | None, client: str | None = None) -> int:
         return self._insert_limited(UNANSWERED, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "question": self._text(question),
-            "language": str(language)[:8], "dense_max": dense_max, "lexical_max": lexical_max})
+            "language": str(language)[:8], "dense_max": dense_max, "lexical_max": lexical_max}, client)
 
     def _rows(self, query) -> list[dict[str, Any]]:
         with self.engine.connect() as db:

@@ -28,9 +28,6 @@ class ServiceSettings(AssistantSettings):
                                        "and a restart of the service end it sooner)")
     inbox_login_failures: int = Field(5, ge=1, le=1000, description="Wrong inbox tokens one client address may "
                                       "send in 15 minutes before it has to wait")
-    redis_url: SecretStr | None = Field(None, description="redis://:password@host:port/db: Rasa's lock store, the "
-                                        "web chat's socket.io messages across Rasa replicas, and the rate limits "
-                                        "counted for all replicas together (unset: one Rasa process, limits per process)")
     trusted_proxies: str = Field("", description="Comma-separated addresses or networks of reverse proxies whose "
                                  "X-Forwarded-For names the client (per-address limits); empty = the socket peer "
                                  "is the client")

@@ -283,6 +283,22 @@ def test_feedback_keeps_the_web_chats_reason_for_a_thumbs_down(runtime, reason, 
     assert (row.rating, row.question, row.paragraph_ids, row.reason) == ("bad", "Vad är IOP?", ["iop-1"], stored)
 
 
+def test_feedback_counts_against_the_web_chat_client_over_its_conversations(runtime):
+    """The channel's client tag (metadata) reaches the inbox: a client rating from new conversations
+    is stopped at its own limit, and is still thanked."""
+    from dataclasses import replace as with_limits
+
+    runtime.__dict__["inbox"] = Inbox(runtime.settings.inbox_db,
+                                      with_limits(runtime.settings.inbox_limits(), feedback_per_client_hour=2))
+    for n in range(3):
+        t = tracker("/feedback_bad", "feedback_bad", slots={"last_question": "Vad är IOP?", "cited_ids": ["iop-1"]})
+        t.sender_id = f"web:{n}"
+        t.latest_message["metadata"] = {"client": "tag-a"}
+        messages, _ = run(A.ActionFeedback(), t)
+        assert messages and messages[0]["text"]  # thanked either way
+    assert [f.sender_id for f in runtime.inbox.feedback()] == ["web:0", "web:1"]
+
+
 def test_feedback_takes_its_question_from_the_tracker_not_from_the_client(runtime):
     def answer_event(text, ids):
         custom = {"answered": True, "coverage": "full", "missing": [], "language": "sv", "text": text, "body": text,

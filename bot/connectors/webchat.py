@@ -224,6 +224,8 @@ class WebChatInput(InputChannel):
                 await reply(sid, refusal.text)
                 return
             metadata = guard.allowed_metadata(data.get("customData"), self.max_metadata_bytes)
+            # Set here, after the allow-list: a client cannot choose its own tag.
+            metadata[guard.CLIENT_TAG] = guard.client_tag(self.session_secret, address(sid))
             await on_new_message(UserMessage(text, WebChatOutput(sio, self.bot_message_evt), sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
