@@ -601,7 +601,8 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
                 f"<strong>Kontakt:</strong> {e(r.contact)}<br><strong>Inkom:</strong> {e(r.created_at)} · "
                 f"<strong>Språk:</strong> {e(LANGUAGE.get(language, language))}</p>"
                 f'<details{" open" if open_ else ""}><summary>Konversationen ({len(r.transcript)} inlägg)</summary>'
-                f'<ol class="transcript">{turns}</ol></details>{error}{sent}{help_}{form}</section>')
+                f'<ol class="transcript" tabindex="0" aria-label="Konversationen med användaren">{turns}</ol></details>'
+                f'{error}{sent}{help_}{form}</section>')
 
     def name_bar(name: str | None, cookie_session: bool) -> str:
         if not cookie_session:
