@@ -141,6 +141,36 @@ def test_the_web_chat_reads_the_reply_s_name_and_cards_through_the_payload_contr
     assert staff_custom(without) is None
 
 
+def test_the_chat_s_staff_messages_and_history_carry_the_name_and_the_cards(tiny_index, fake_embedder, tmp_path):
+    """What the web chat page reads (a session's signed token): the staff reply's author and its citations as
+    an answer payload, from the poll route and from the history a reload shows."""
+    from fastapi.testclient import TestClient
+
+    from assistant import guard
+    from assistant.inbox import Inbox
+    from assistant.payload import is_answer
+    from index.search import SearchEngine
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    secret = "staffhelp-webchat-secret-0123456789"
+    settings = ServiceSettings(**tiny_index.model_dump(), inbox_db=tmp_path / "inbox.sqlite3", webchat_secret=secret,
+                               rasa_url="http://127.0.0.1:9")
+    app = create_app(settings, engine_factory=lambda: SearchEngine.load(settings, fake_embedder))
+    session = guard.issue_session(secret)
+    card = {"number": 1, "paragraph_id": "p1", "doc_id": "d", "title": "Handbok", "year": 2024, "section": None,
+            "page": 3, "text": "Stycket.", "quote": "Stycket.", "score": 0.0}
+    Inbox(settings.inbox_db).add_staff_message(session.sender_id, "Lisa Berg", "Se källan.", [card], "sv")
+    auth = {"Authorization": f"Bearer {session.token}"}
+    with TestClient(app) as client:
+        [polled] = client.get(f"/api/webchat/{session.session_id}/staff-messages", headers=auth).json()["messages"]
+        history = client.get(f"/api/webchat/{session.session_id}/history", headers=auth).json()["messages"]
+    assert polled["author"] == "Lisa Berg" and is_answer(polled["custom"])
+    assert polled["custom"]["citations"] == [card] and polled["custom"]["language"] == "sv"
+    [restored] = [m for m in history if m["who"] == "staff"]
+    assert restored["author"] == "Lisa Berg" and restored["custom"]["citations"] == [card]
+
+
 def test_a_citation_the_page_posts_that_is_not_a_paragraph_id_is_refused(inbox_app):
     client, _, inbox, _ = inbox_app
     request_id = inbox.add_handoff("web:a", "Vad är ett ramavtal?", "a@example.se", "sv")
