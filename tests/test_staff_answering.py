@@ -22,6 +22,7 @@ import httpx
 import pytest
 from conftest import REST_TOKEN, RASA_MODEL, STAFF_TOKEN, WEBCHAT_SECRET, free_ports, rest_headers, web_sender
 from test_web import browser  # noqa: F401 (a fixture)
+from test_web_page import assert_contrast
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +159,7 @@ def test_staff_answer_a_hand_over_with_the_drafted_citations_in_under_a_minute(s
     assert text.startswith("Hej!") and quote[:40] in text and "Källor:" in text and "/p/" in text
     top(section.locator("h4"))
     staff.screenshot(path=str(SHOTS / "desktop-1280-inbox-draft.png"))
+    assert_contrast(staff, "inbox with a draft")
     # edit the draft: a personal line first; keep the citations attached
     draft.fill(text.replace("Hej!", "Hej Anna!\n\nJag har läst din fråga och tittat i dokumenten.", 1))
     attached = section.locator('input[name="cite"]:checked').count()
@@ -187,6 +189,7 @@ def test_staff_answer_a_hand_over_with_the_drafted_citations_in_under_a_minute(s
     assert cards.first.get_by_role("link", name="Visa stycket i sitt sammanhang").get_attribute("href").startswith("/p/")
     top(reply)
     user.screenshot(path=str(SHOTS / "desktop-1280-chat-staff-reply.png"))
+    assert_contrast(user, "chat with a staff reply")
 
     # The same conversation on a phone (the reply comes back with the history).
     user_phone_context = browser.new_context(viewport=PHONE)
@@ -207,6 +210,7 @@ def test_staff_answer_a_hand_over_with_the_drafted_citations_in_under_a_minute(s
     sent = staff.locator(f'section[aria-labelledby="r{request_id}"] .sent')
     sent.get_by_role("button", name="Spara frågan som exempelfråga för [1]").click()
     staff.get_by_text("Frågan sparades som exempelfråga").wait_for()
+    assert_contrast(staff, "inbox after a reply and a saved example")
     staff_file = staff_stack.settings.knowledge_dir / "questions" / "staff.jsonl"
     assert HANDOVER_QUESTION in staff_file.read_text(encoding="utf-8")
 
