@@ -146,10 +146,12 @@ class DraftMaker:
         return draft
 
     def attached(self, draft: Draft, paragraph_ids: Sequence[str]) -> list[CitationPayload]:
-        """The citations a staff reply carries, numbered 1… in the order given: a paragraph of the draft
-        with its quote, or any other paragraph of the index with its opening; unknown ids are left out."""
+        """The citations a staff reply carries, in the order given: a paragraph of the draft with its quote and
+        its number [n] (the draft's text refers to it), or any other paragraph of the index with its opening,
+        numbered after the draft's; unknown ids are left out."""
         out: list[CitationPayload] = []
         engine = self.answerer.engine
+        extra = max((c.number for c in draft.citations), default=0)
         for pid in dict.fromkeys(paragraph_ids):  # each once, in order
             if len(out) >= MAX_ATTACHED:
                 break
@@ -158,9 +160,9 @@ class DraftMaker:
                 context = engine.paragraph(pid, 0)
                 if context is None:
                     continue
-                cited = Citation.from_hit(0, context.paragraph, shorten(context.paragraph.text))
+                extra += 1
+                cited = Citation.from_hit(extra, context.paragraph, shorten(context.paragraph.text))
             payload = cited.payload()
-            payload["number"] = len(out) + 1
             payload["score"] = 0.0
             out.append(payload)
         return out

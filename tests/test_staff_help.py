@@ -120,7 +120,8 @@ def test_a_reply_carries_the_chosen_citations_as_cards_into_the_user_s_chat(inbo
     [message] = inbox.staff_messages("web:a")
     assert message.author == "Lisa" and message.language == "sv"
     assert [c["paragraph_id"] for c in message.citations] == [chosen[0], chosen[2]]  # unknown ids left out
-    assert [c["number"] for c in message.citations] == [1, 2]
+    # the draft's own number (its text says [1]); another paragraph after the draft's numbers
+    assert [c["number"] for c in message.citations] == [1, len(draft["citations"]) + 1]
     assert message.citations[0]["quote"] == draft["citations"][0]["quote"]  # the draft's quote
     assert "sanktioner" in message.citations[1]["text"]  # another paragraph: its own text
     assert inbox.handoff(request_id).status == "answered"
@@ -169,6 +170,19 @@ def test_the_chat_s_staff_messages_and_history_carry_the_name_and_the_cards(tiny
     assert polled["custom"]["citations"] == [card] and polled["custom"]["language"] == "sv"
     [restored] = [m for m in history if m["who"] == "staff"]
     assert restored["author"] == "Lisa Berg" and restored["custom"]["citations"] == [card]
+
+
+def test_cards_keep_the_numbers_the_draft_s_text_uses(inbox_app):
+    client, _, inbox, _ = inbox_app
+    request_id = inbox.add_handoff("web:a", "Vad är ett ramavtal och en direktupphandling?", "a@example.se", "sv")
+    draft = client.get(f"/api/inbox/requests/{request_id}/draft", headers=bearer()).json()
+    assert len(draft["citations"]) >= 2
+    last = draft["citations"][-1]
+    client.post(f"/api/inbox/requests/{request_id}/reply", headers=bearer(),
+                json={"text": draft["text"], "citations": [last["paragraph_id"]]})  # only the last one ticked
+    [message] = inbox.staff_messages("web:a")
+    assert [c["number"] for c in message.citations] == [last["number"]]
+    assert f"[{last['number']}]" in message.text
 
 
 def test_a_citation_the_page_posts_that_is_not_a_paragraph_id_is_refused(inbox_app):
