@@ -186,7 +186,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         return Inbox(settings.inbox_db)
 
     add_web_routes(app, settings, holder, inbox)
-    add_staff_routes(app, settings, inbox)
+    add_staff_routes(app, settings, inbox, holder)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:
