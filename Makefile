@@ -2,7 +2,7 @@
 #   make run    create the environments, install, prepare the model, build the index, train the Rasa
 #               model (only when bot/ changed), start the knowledge service, the action server and Rasa
 #   make test   install what the tests need and run them all (what CI runs)
-# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | bench | loadtest | clean
+# Helpers: make install | model | index | rasa-env | train | serve-search | eval | eval-chat | eval-answers | nlu-report | bench | loadtest | clean
 #          make cluster (N Rasa replicas behind HAProxy on local PostgreSQL and Redis) | cluster-deps
 
 PYTHON ?= python3
@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
+.PHONY: run test install model index eval eval-chat eval-answers nlu-report bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
 
 # Progress of the long steps of a first `make run` (figures: a fresh clone on the 2-core machine, see README).
 STEP = @printf '\n==> %s  [%s]\n' $(1) "$$(date +%H:%M:%S)"
@@ -99,6 +99,10 @@ loadtest: install
 eval-chat:
 	@curl -fsS http://127.0.0.1:5005/webhooks/rest/ >/dev/null || { echo "Rasa is not running: start everything with 'make run' in another terminal."; exit 1; }
 	$(PYTHON) $(SHARED)/eval/score.py chat http://127.0.0.1:5005/webhooks/rest/webhook $(EVAL_QUESTIONS) --misses var/eval-chat-misses.jsonl
+
+# The NLU's 3-fold cross-validation (three trainings; the tests train once on an 80/20 split instead)
+nlu-report: rasa-env model
+	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa test nlu --nlu data/nlu.yml --config config.yml --cross-validation --folds 3 --out ../var/reports/nlu-cv
 
 # Persona-first questions marked against the documents (answered / partly / not), through Rasa REST:
 # citation hit@1/@3, the coverage verdict against the marking, form prompts and hand-overs, p50/p95.

@@ -99,23 +99,36 @@ def test_e5_featurizer_gives_dense_features_inside_rasa():
     assert np.allclose(huge, cut)  # only the first max_chars (500) characters reach the model
 
 
-def test_nlu_cross_validation_report():
-    """3-fold cross-validation of the NLU; the report is kept in var/reports/nlu-cv (and in CI logs)."""
-    out = REPORTS / "nlu-cv"
-    result = rasa("test", "nlu", "--nlu", "data/nlu.yml", "--config", "config.yml", "--cross-validation",
-                  "--folds", "3", "--out", str(out), timeout=3600)
+def test_nlu_on_held_out_examples():
+    """The NLU trained on 80 % of bot/data/nlu.yml (a fixed random split per intent) and tested on the
+    other 20 %: one training, where 3-fold cross-validation took three (the slowest step of CI; the
+    cross-validated figures in the README come from `make nlu-report`). The report is kept in
+    var/reports/nlu-split (and in CI logs)."""
+    out = REPORTS / "nlu-split"
+    split = out / "data"
+    result = rasa("data", "split", "nlu", "--nlu", "data/nlu.yml", "--training-fraction", "0.8",
+                  "--random-seed", "1", "--out", str(split))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    intents = json.loads((out / "intent_report.json").read_text())
+    train, test = split / "training_data.yml", split / "test_data.yml"
+    assert train.exists() and test.exists(), sorted(p.name for p in split.iterdir())
+    result = rasa("train", "nlu", "--nlu", str(train), "--config", "config.yml", "--out", str(out / "model"),
+                  "--fixed-model-name", "nlu", timeout=3600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    result = rasa("test", "nlu", "--nlu", str(test), "--model", str(out / "model" / "nlu.tar.gz"),
+                  "--out", str(out / "report"), timeout=1800)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    intents = json.loads((out / "report" / "intent_report.json").read_text())
     weighted = intents["weighted avg"]["f1-score"]
-    print(f"NLU 3-fold intent F1: weighted {weighted:.3f}, macro {intents['macro avg']['f1-score']:.3f}")
+    print(f"NLU held-out 20 % intent F1: weighted {weighted:.3f}, macro {intents['macro avg']['f1-score']:.3f}")
     for name, row in sorted(intents.items()):
         if isinstance(row, dict) and "f1-score" in row and name not in ("weighted avg", "macro avg", "micro avg"):
             print(f"  {name:16s} F1 {row['f1-score']:.3f}  (n={row['support']})")
-    assert weighted >= 0.70  # measured 0.771 with the e5 sentence feature (2026-11-30); below 0.70 the training data broke
-    entities_file = out / "DIETClassifier_report.json"
+    # 3-fold cross-validation measured 0.771 (2026-11-30); below 0.70 the training data broke
+    assert weighted >= 0.70
+    entities_file = out / "report" / "DIETClassifier_report.json"
     if entities_file.exists():
         entities = json.loads(entities_file.read_text())
-        print(f"NLU 3-fold entity F1 (DIET): weighted {entities['weighted avg']['f1-score']:.3f}")
+        print(f"NLU held-out entity F1 (DIET): weighted {entities['weighted avg']['f1-score']:.3f}")
 
 
 # -- a real conversation (the stack and the fakes are fixtures in conftest.py) ------------------
