@@ -117,6 +117,27 @@ class SharedRateLimiter:
             self._unreachable(exc)
 
 
+class SharedFirstTime:
+    """``first_time(key)``: True for the first process that asks about ``key`` within ``ttl`` seconds,
+    for every process on the same Redis (``SET key 1 NX EX ttl``; the key hashed). Slack retries a
+    delivery it thinks was lost, and the retry may reach another replica: this keeps it from being
+    answered twice. ``fallback`` (an object with ``first_time(key)``) decides while Redis is unreachable."""
+
+    def __init__(self, redis_url: str, name: str, fallback: Any, ttl: float = 3600.0, timeout: float = 0.25) -> None:
+        if not redis_url.startswith(("redis://", "rediss://")):
+            raise ValueError("needs a redis:// URL (ASSISTANT_REDIS_URL)")
+        self._limiter = SharedRateLimiter(redis_url, name, 1, ttl, timeout)  # connection, keys and warnings
+        self.name, self.ttl, self.fallback = name, int(ttl), fallback
+
+    def first_time(self, key: str) -> bool:
+        limiter = self._limiter
+        try:
+            return bool(limiter._redis().set(limiter._key(key), b"1", nx=True, ex=self.ttl))
+        except Exception as exc:
+            limiter._unreachable(exc)
+            return self.fallback.first_time(key)
+
+
 Limiter = Union[RateLimiter, SharedRateLimiter]
 
 

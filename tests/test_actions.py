@@ -299,6 +299,20 @@ def test_feedback_counts_against_the_web_chat_client_over_its_conversations(runt
     assert [f.sender_id for f in runtime.inbox.feedback()] == ["web:0", "web:1"]
 
 
+def test_unanswered_questions_count_against_the_web_chat_client_over_its_conversations(runtime):
+    from dataclasses import replace as with_limits
+
+    runtime.__dict__["inbox"] = Inbox(runtime.settings.inbox_db,
+                                      with_limits(runtime.settings.inbox_limits(), unanswered_per_client_hour=1))
+    for n, client in enumerate(["tag-a", "tag-a", "tag-b"]):
+        t = tracker("Vem vann fotbolls-VM i Qatar?", "nlu_fallback", 0.2)
+        t.sender_id = f"web:{n}"
+        t.latest_message["metadata"] = {"client": client}
+        messages, _ = run(A.ActionAnswer(), t)
+        assert messages[0]["custom"]["coverage"] == "none"  # answered (declined) either way
+    assert [u.sender_id for u in runtime.inbox.unanswered()] == ["web:0", "web:2"]
+
+
 def test_feedback_takes_its_question_from_the_tracker_not_from_the_client(runtime):
     def answer_event(text, ids):
         custom = {"answered": True, "coverage": "full", "missing": [], "language": "sv", "text": text, "body": text,

@@ -82,3 +82,26 @@ def test_two_rest_channel_processes_count_one_sender_together(redis_server):
     assert [r["status"] for r in second["responses"]] == [429, 200]
     assert json.loads(second["responses"][0]["body"]) == [{"recipient_id": "rest:me", "text": WAIT_SV}]
     assert [m["text"] for m in second["messages"]] == ["fråga"]  # the refused one never reached Rasa
+
+
+def test_a_slack_retry_that_reaches_another_replica_is_not_answered_twice(redis_server):
+    """Slack retries a delivery it thinks was lost; behind a balancer the retry may reach another Rasa
+    replica. Two processes running the real Slack channel on one Redis: the second ignores it."""
+    from conftest import FakeSlackAPI
+    from tests.test_boundaries import slack_event, slack_headers, SLACK_SECRET
+
+    api = FakeSlackAPI()
+    try:
+        body, other = slack_event("fråga"), slack_event("en annan fråga")
+        credentials = {"slack_token": "xoxb-test", "slack_signing_secret": SLACK_SECRET, "api_base_url": api.url,
+                       "redis_url": redis_server.url(4)}
+        request = {"path": "/webhooks/slack/webhook", "body": body, "headers": slack_headers(body)}
+        first = probe({"channel": "slack", "on_message": "silent", "credentials": credentials, "requests": [request]})
+        retry = {**request, "headers": {**slack_headers(body), "X-Slack-Retry-Num": "1"}}
+        second = probe({"channel": "slack", "on_message": "silent", "credentials": credentials,
+                        "requests": [retry, {"path": request["path"], "body": other, "headers": slack_headers(other)}]})
+    finally:
+        api.server.shutdown()
+    assert [m["text"] for m in first["messages"]] == ["fråga"]
+    assert [m["text"] for m in second["messages"]] == ["en annan fråga"]  # the retry was not processed again
+    assert second["responses"][0]["headers"].get("x-slack-no-retry") == "1"

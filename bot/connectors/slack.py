@@ -37,7 +37,7 @@ from sanic.request import Request
 from slack_sdk.web.async_client import AsyncWebClient
 
 from assistant import guard
-from assistant.shared_limits import rate_limiter
+from assistant.shared_limits import SharedFirstTime, rate_limiter
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
@@ -143,8 +143,11 @@ class CitingSlackInput(SlackInput):
         channel.api_base_url = credentials.get("api_base_url") or SLACK_API
         channel.max_message_chars = int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS)
         channel.max_metadata_bytes = int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES)
+        redis_url = credentials.get("redis_url") or None
         channel.limiter = rate_limiter(int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
-                                       "slack-sender", credentials.get("redis_url") or None)
+                                       "slack-sender", redis_url)
+        # Deliveries seen by any replica (a retry may reach another one), or by this process without Redis.
+        channel._seen_events = SharedFirstTime(redis_url, "slack-event", SeenEvents()) if redis_url else SeenEvents()
         return channel
 
     def blueprint(self, on_new_message: Any) -> Any:
