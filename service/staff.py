@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 from assistant import guard
 from assistant.inbox import Inbox
 
-from .rasa_api import TranscriptCache
+from .rasa_api import DeliveryError, TranscriptCache, deliver_staff_reply
 from .settings import ServiceSettings
 
 log = logging.getLogger("assistant.staff")
@@ -73,6 +73,9 @@ class ReplyIn(BaseModel):
 class ReplyOut(BaseModel):
     id: int
     sender_id: str
+    # Slack and Teams users get the reply in their channel ("slack"/"teams"); web chats show it themselves.
+    delivered_to: str | None = None
+    delivery_error: str | None = None  # stored, but Slack/Teams did not get it (the reason)
 
 
 class Gap(BaseModel):
@@ -249,7 +252,12 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         stored = inbox().reply(request_id, body.author.strip(), body.text.strip())  # message + status together
         if stored is None:
             raise HTTPException(404, f"Ärende {request_id} finns inte.")
-        return ReplyOut(id=stored[0], sender_id=stored[1])
+        try:
+            channel = deliver_staff_reply(settings.rasa_url, rasa_secret, stored[1], body.author.strip(), body.text.strip())
+        except DeliveryError as exc:
+            log.warning("staff reply %s to %r stored but not delivered: %s", stored[0], stored[1], exc)
+            return ReplyOut(id=stored[0], sender_id=stored[1], delivery_error=str(exc))
+        return ReplyOut(id=stored[0], sender_id=stored[1], delivered_to=channel)
 
     def gaps(limit: int | None = None, offset: int = 0) -> list[Gap]:
         return [Gap(kind=k, question=q, count=n, last_seen=last) for k, q, n, last in inbox().gaps(limit, offset)]
