@@ -426,6 +426,9 @@ def test_handoff_is_stored_only_when_confirmed_and_then_called_sent(runtime):
     slots = {"last_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se"}
     messages, events = run(A.ActionSubmitHandoff(), tracker("Avbryt", "deny", slots={**slots, "handoff_cancelled": True}))
     assert runtime.inbox.handoffs() == [] and "inget skickades" in messages[0]["text"]
+    # Neither confirmed nor cancelled (the form ended some other way): nothing is stored or claimed either.
+    messages, _ = run(A.ActionSubmitHandoff(), tracker("Skicka", "affirm", slots=slots))
+    assert runtime.inbox.handoffs() == [] and "Skickat" not in messages[0]["text"]
     assert events == {"handoff_question": None, "handoff_contact": None, "handoff_confirm": None,
                       "handoff_cancelled": True}
     messages, events = run(A.ActionSubmitHandoff(), tracker("Skicka", "affirm", slots={
