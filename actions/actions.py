@@ -59,7 +59,8 @@ _CHECK_REQUEST = re.compile(
     r"^\s{0,5}(?:(?:kan|could|can) (?:du|you) |please |snälla |jag vill |i want to |i'd like to )?"
     r"(?:kolla|kontrollera|jämför|jamfor|räkna|rakna|testa|check|compare|test)\b", re.IGNORECASE)
 _HUMAN_REQUEST = re.compile(
-    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill |i want to |i'd like to |please |snälla |låt mig )?"
+    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want to |i'd like to "
+    r"|i would like to |please |snälla |låt mig )?"
     r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|someone|somebody|)"
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
     re.IGNORECASE)

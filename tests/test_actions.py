@@ -532,7 +532,8 @@ def test_hand_over_starts_only_when_asked_for(runtime):
     action = A.ActionRouteHuman()
     sv, en = "Jag kan skicka din fråga vidare", "I can pass your question on"
     for request, consent in (("prata med en person", sv), ("kan jag få prata med en riktig människa?", sv),
-                             ("talk to a human please", en), ("/request_human", sv)):
+                             ("talk to a human please", en), ("/request_human", sv),
+                             ("I would like to talk to a person", en), ("jag skulle vilja prata med en person", sv)):
         messages, slots = run(action, tracker(request, "request_human"))
         assert slots["handoff_requested"] is True and slots["handoff_confirm"] is None, request
         assert [m["text"].startswith(consent) for m in messages] == [True], request
