@@ -29,8 +29,8 @@ _CANCEL = frozenset({
     "forget it", "/cancel", "/deny",
 })
 _SEND = frozenset({
-    "skicka", "skicka den", "skicka det", "skicka frågan", "skicka förfrågan", "ja", "ja skicka", "ja tack", "japp",
-    "ok", "okej", "det stämmer", "stämmer", "ja det stämmer", "bekräfta", "send", "send it", "yes", "yes send",
+    "skicka", "skicka till personalen", "skicka den", "skicka det", "skicka frågan", "skicka förfrågan", "ja", "ja skicka", "ja tack", "japp",
+    "ok", "okej", "det stämmer", "stämmer", "ja det stämmer", "bekräfta", "send", "send to the staff", "send it", "yes", "yes send",
     "yes please", "confirm", "correct", "that's right", "thats right", "/affirm",
 })
 _CHANGE_QUESTION = frozenset({

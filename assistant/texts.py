@@ -229,16 +229,18 @@ def handoff_summary(language: str, question: str, contact: str) -> str:
 
 
 def handoff_summary_buttons(language: str) -> list[dict]:
-    titles = (("Send", "Change the question", "Change the contact", "Cancel") if _en(language) else
-              ("Skicka", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"))
+    titles = (("Send to the staff", "Change the question", "Change the contact", "Cancel") if _en(language) else
+              ("Skicka till personalen", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"))
     return [{"title": t, "payload": t} for t in titles]
 
 
 def handoff_choose(language: str) -> str:
     """At the summary, after a message that is no choice."""
     if _en(language):
-        return "I have not sent anything yet. Choose Send, change the question or the contact, or Cancel."
-    return "Jag har inte skickat något än. Välj Skicka, ändra frågan eller kontaktuppgiften, eller Avbryt."
+        return ("I have not sent anything yet. Choose “Send to the staff”, change the question or the contact, "
+                "or Cancel.")
+    return ("Jag har inte skickat något än. Välj ”Skicka till personalen”, ändra frågan eller kontaktuppgiften, "
+            "eller Avbryt.")
 
 
 def handoff_cancelled(language: str) -> str:

@@ -394,13 +394,13 @@ def test_the_summary_shows_what_is_sent_with_its_choices(runtime):
     text = messages[0]["text"]
     assert "Fråga: ”Hur skriver vi ett IOP-avtal?”" in text and "Kontakt: anna@example.se" in text
     assert "konversationen följer med" in text
-    assert [b["title"] for b in messages[0]["buttons"]] == ["Skicka", "Ändra frågan", "Ändra kontaktuppgiften",
-                                                            "Avbryt"]
+    assert [b["title"] for b in messages[0]["buttons"]] == ["Skicka till personalen", "Ändra frågan",
+                                                            "Ändra kontaktuppgiften", "Avbryt"]
     messages, _ = run(A.ActionAskHandoffConfirm(), tracker("anna@example.se", "inform", slots={
         "language": "en", "handoff_question": "How do we write an IOP agreement?", "handoff_contact": "anna@example.se"}))
     assert messages[0]["text"].startswith("This is what will be sent")
-    assert [b["title"] for b in messages[0]["buttons"]] == ["Send", "Change the question", "Change the contact",
-                                                            "Cancel"]
+    assert [b["title"] for b in messages[0]["buttons"]] == ["Send to the staff", "Change the question",
+                                                            "Change the contact", "Cancel"]
 
 
 def test_the_summary_choices(runtime):

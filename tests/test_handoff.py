@@ -21,7 +21,8 @@ def test_typos_and_questions_are_no_cancel(text):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Skicka", handoff.SEND), ("ja", handoff.SEND), ("Ja tack!", handoff.SEND), ("Send", handoff.SEND),
+    ("Skicka", handoff.SEND), ("Skicka till personalen", handoff.SEND),
+    ("Send to the staff", handoff.SEND), ("ja", handoff.SEND), ("Ja tack!", handoff.SEND), ("Send", handoff.SEND),
     ("yes please", handoff.SEND), ("/affirm", handoff.SEND),
     ("Ändra frågan", handoff.CHANGE_QUESTION), ("Change the question", handoff.CHANGE_QUESTION),
     ("Ändra kontaktuppgiften", handoff.CHANGE_CONTACT), ("ändra", handoff.CHANGE_CONTACT),

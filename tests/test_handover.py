@@ -71,7 +71,7 @@ def test_consent_summary_change_and_confirm_over_rest(stack):
     # Swedish stays Swedish after an e-mail address (its words once switched the chat to English).
     assert text.startswith("Det här skickas till personalen"), text
     assert "Fråga: ”Hur blir vädret i Stockholm i helgen?”" in text and "Kontakt: anna.andersson@example.se" in text
-    assert buttons_of(summary) == ["Skicka", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"]
+    assert buttons_of(summary) == ["Skicka till personalen", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"]
     assert requests_of(stack, "rest:" + me) == []  # nothing is stored before the summary is confirmed
 
     change = say(stack, me, "Ändra kontaktuppgiften")
@@ -102,7 +102,7 @@ def test_english_conversation_gets_every_hand_over_text_in_english(stack):
     summary = text_of(say(stack, me, "anna.andersson@exempel.se"))  # a Swedish-looking address
     assert summary.startswith("This is what will be sent"), summary
     assert "Question: “What is a framework agreement?”" in summary
-    sent = text_of(say(stack, me, "Send"))
+    sent = text_of(say(stack, me, "Send to the staff"))  # the button
     [request] = requests_of(stack, "rest:" + me)
     assert sent.startswith("Sent.") and f"reference {request.id}" in sent and "ärende" not in sent
     assert request.language == "en"
@@ -122,7 +122,7 @@ def test_cancel_is_explicit_and_a_later_email_is_not_taken_for_a_question(stack)
     # Taking the offer starts again with the consent text and that address already in the summary.
     again = say(stack, me, "/request_human")
     assert "Jag kan skicka din fråga vidare" in again[0]["text"]
-    assert "Kontakt: anna@example.se" in text_of(again) and "Skicka" in buttons_of(again)
+    assert "Kontakt: anna@example.se" in text_of(again) and "Skicka till personalen" in buttons_of(again)
     say(stack, me, "Skicka")
     [request] = requests_of(stack, "rest:" + me)
     assert request.contact == "anna@example.se" and request.question == "Vad är ett ramavtal?"

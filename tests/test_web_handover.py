@@ -53,7 +53,7 @@ def test_the_whole_hand_over_in_the_web_chat(watched, stack, viewport, name):
 
     ask(page, "jon@")  # a typo: asked again, with what is expected and a cancel button
     wait_text(page, "namn@exempel.se")
-    retry = page.locator(".msg--bot").last
+    retry = page.locator(".msg--bot").nth(page.locator(".msg--bot").count() - 1)  # this one, not the newest later
     assert retry.get_by_role("button", name="Avbryt").is_enabled()
     assert "avbrutit" not in page.locator("#log").inner_text()
     shot(page, f"{name}-2-typo")
@@ -63,7 +63,7 @@ def test_the_whole_hand_over_in_the_web_chat(watched, stack, viewport, name):
     summary = page.locator(".msg--bot").last
     assert "Fråga: ”Hur blir vädret i Stockholm i helgen?”" in summary.inner_text()
     assert "Kontakt: anna.andersson@example.se" in summary.inner_text()
-    for title in ("Skicka", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"):
+    for title in ("Skicka till personalen", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"):
         assert summary.get_by_role("button", name=title).is_enabled(), title
     # The earlier prompts' buttons are answered now.
     assert retry.get_by_role("button", name="Avbryt").is_disabled()
@@ -72,7 +72,7 @@ def test_the_whole_hand_over_in_the_web_chat(watched, stack, viewport, name):
     assert_contrast(page, f"{name}: summary")
     shot(page, f"{name}-3-summary")
 
-    summary.get_by_role("button", name="Skicka").click()
+    summary.get_by_role("button", name="Skicka till personalen").click()
     wait_text(page, "Skickat!")
     [request] = [r for r in Inbox(stack.settings.inbox_db).handoffs() if r.sender_id == session]
     assert f"ärende {request.id}" in page.locator(".msg--bot").last.inner_text()
