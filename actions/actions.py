@@ -9,6 +9,7 @@ short unambiguous request); otherwise the answer offers them as buttons.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -104,6 +105,13 @@ def dispatch_answer(dispatcher: CollectingDispatcher, answer: Answer, prefix: st
     dispatcher.utter_message(text=custom["text"], buttons=buttons or [], json_message=dict(custom))
 
 
+async def answer_off_loop(question: str, lang: str, **options: Any) -> Answer:
+    """The answer to ``question``, worked out on a thread: the search (ONNX Runtime, FAISS, BM25; they
+    release the GIL) must not hold the action server's one event loop, where every other user's
+    action waits."""
+    return await asyncio.to_thread(get_runtime().answerer.answer, question, lang, **options)
+
+
 def answer_events(answer: Answer, question: str) -> list[EventType]:
     return [
         SlotSet("last_question", question),
@@ -114,12 +122,20 @@ def answer_events(answer: Answer, question: str) -> list[EventType]:
     ]
 
 
+def client_of(tracker: Tracker) -> str | None:
+    """The opaque tag of the web chat client's address that the channel put in the message's metadata
+    (guard.client_tag; a client cannot set it), for the inbox's per-client limits; None elsewhere."""
+    tag = (tracker.latest_message.get("metadata") or {}).get("client")
+    return tag if isinstance(tag, str) and 0 < len(tag) <= 64 else None
+
+
 def log_unanswered(tracker: Tracker, answer: Answer) -> None:
     if answer.reason != "not_covered":
         return
     try:
         get_runtime().inbox.add_unanswered(tracker.sender_id, answer.question, answer.language,
-                                           answer.evidence.dense_max, answer.evidence.lexical_max)
+                                           answer.evidence.dense_max, answer.evidence.lexical_max,
+                                           client=client_of(tracker))
     except InboxLimited as exc:
         log.warning("unanswered question not stored: %s", exc)
     except Exception:  # the user still gets the answer; staff lose one row
@@ -138,7 +154,7 @@ class ActionAnswer(Action):
         if contact is not None:
             return contact
         question = (tracker.latest_message.get("text") or "").strip()
-        answer = get_runtime().answerer.answer(question, language(tracker), domain_hint=domain_hint(tracker))
+        answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
@@ -157,7 +173,7 @@ class ActionMoreResults(Action):
         if not question:  # a first message cannot ask for more: the NLU misread a question
             return await ActionAnswer().run(dispatcher, tracker, domain)
         shown = list(tracker.get_slot("shown_ids") or [])
-        answer = get_runtime().answerer.answer(question, lang, skip=frozenset(shown))
+        answer = await answer_off_loop(question, lang, skip=frozenset(shown))
         dispatch_answer(dispatcher, answer)
         if not answer.answered:
             return []
@@ -247,7 +263,7 @@ class ActionChangeDetail(Action):
                 break
         message = tracker.latest_message.get("text") or ""
         question = changed_question(previous, previous_entities, message, tracker.latest_message.get("entities") or [])
-        answer = get_runtime().answerer.answer(question, lang)
+        answer = await answer_off_loop(question, lang)
         dispatch_answer(dispatcher, answer, prefix=texts.changed_question(lang, question),
                         buttons=offers(answer, question, None))
         log_unanswered(tracker, answer)
@@ -301,7 +317,7 @@ class ActionFeedback(Action):
         reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None
         try:
             get_runtime().inbox.add_feedback(tracker.sender_id, "good" if good else "bad", question,
-                                             [str(i) for i in ids][:10], reason)
+                                             [str(i) for i in ids][:10], reason, client=client_of(tracker))
         except InboxLimited as exc:  # a flood of ratings: thanked, not stored
             log.warning("feedback not stored: %s", exc)
         except Exception:
@@ -561,7 +577,8 @@ class ActionSubmitHandoff(Action):
         question = tracker.get_slot("handoff_question") or tracker.get_slot("last_question") or ""
         contact = tracker.get_slot("handoff_contact")
         try:
-            reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang)
+            reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang,
+                                                        client=client_of(tracker))
         except InboxLimited as exc:
             log.warning("hand-over refused: %s", exc)
             dispatcher.utter_message(text=texts.handoff_limited(lang))

@@ -250,6 +250,17 @@ def address_key(address: str) -> str:
     return f"addr:{parsed}"
 
 
+CLIENT_TAG = "client"  # the metadata key the web chat sets (never a client): see client_tag
+
+
+def client_tag(secret: str, address: str) -> str:
+    """An opaque tag of a web chat client's address (its per-address key), which the web chat adds to
+    every message's metadata so that the action server can count hand-overs, feedback and unanswered
+    questions per client over all its conversations. HMAC-SHA256 with the web chat's secret: the
+    trackers, which keep metadata, hold neither the address nor a way back to it."""
+    return hmac.new(secret.encode("utf-8"), address_key(address).encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 # -- limits ---------------------------------------------------------------------------------------
 _EN_WORDS = frozenset(("the is are what how can could we you do does of to and for in an my our this that with it be "
                        "should would when who where why which about please hello hi hey thanks thank want need "

@@ -17,7 +17,7 @@ cannot overshoot.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ STAFF_MESSAGES = sa.Table(
     sa.Column("sender_id", sa.Text, nullable=False),
     sa.Column("author", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+    sa.Column("citations", sa.Text),  # JSON list of CitationPayload the reply carries (None: none)
+    sa.Column("language", sa.Text),  # the conversation's language when staff replied
     sa.Index("staff_messages_sender", "sender_id", "id"),
     sqlite_autoincrement=True,
 )
@@ -114,10 +116,19 @@ class InboxLimits:
     feedback_per_sender_hour: int = 30
     unanswered_per_sender_hour: int = 30
     per_hour: int = 1000  # rows of one kind all conversations together may add per hour
+    # Rows one web chat client (its address, as an opaque tag: guard.client_tag) may add per hour over all
+    # its conversations: a new conversation is free to open, an address is not.
+    handoffs_per_client_hour: int = 10
+    feedback_per_client_hour: int = 100
+    unanswered_per_client_hour: int = 100
 
     def per_sender(self, table: str) -> int:
         return {"handoff_requests": self.handoffs_per_sender_hour, "feedback": self.feedback_per_sender_hour,
                 "unanswered": self.unanswered_per_sender_hour}[table]
+
+    def per_client(self, table: str) -> int:
+        return {"handoff_requests": self.handoffs_per_client_hour, "feedback": self.feedback_per_client_hour,
+                "unanswered": self.unanswered_per_client_hour}[table]
 
 
 def _now(offset_seconds: float = 0.0) -> str:
@@ -164,12 +175,27 @@ class StaffMessage:
     sender_id: str
     author: str
     text: str
+    citations: list[dict[str, Any]] = field(default_factory=list)  # CitationPayload, shown as cards
+    language: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "StaffMessage":
+        return cls(**{**row, "citations": citations_from_json(row.get("citations"))})
 
 
 class Inbox:
-    def __init__(self, db: "Path | str | SecretStr", limits: InboxLimits | None = None):
+    def __init__(self, db: "Path | str | SecretStr", limits: InboxLimits | None = None,
+                 redis_url: str | None = None):
+        from .shared_limits import rate_limiter
+
         self.url = database_url(db)
         self.limits = limits or InboxLimits()
+        # Per client address, counted in Redis for every action server when there is one.
+        self._client_limiters = {
+            table.name: rate_limiter(self.limits.per_client(table.name), f"inbox-{table.name}-client", redis_url,
+                                     window=3600.0)
+            for table in (HANDOFFS, FEEDBACK, UNANSWERED)
+        }
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
             if self.url.database and self.url.database != ":memory:":
@@ -186,6 +212,10 @@ class Inbox:
             METADATA.create_all(db)
             if "reason" not in {c["name"] for c in sa.inspect(db).get_columns("feedback")}:
                 db.execute(sa.text("ALTER TABLE feedback ADD COLUMN reason TEXT"))  # files made before reasons
+            staff_columns = {c["name"] for c in sa.inspect(db).get_columns("staff_messages")}
+            for column in ("citations", "language"):  # databases made before staff replies carried citations
+                if column not in staff_columns:
+                    db.execute(sa.text(f"ALTER TABLE staff_messages ADD COLUMN {column} TEXT"))
 
     @property
     def path(self) -> Path | None:
@@ -211,8 +241,21 @@ class Inbox:
         with self.engine.begin() as db:
             return int(db.execute(table.insert().values(**values)).inserted_primary_key[0])
 
-    def _insert_limited(self, table: sa.Table, sender_id: str, values: dict[str, Any]) -> int:
-        """Insert a user-written row unless this conversation or everyone is over the hourly limit."""
+    def _insert_limited(self, table: sa.Table, sender_id: str, values: dict[str, Any],
+                        client: str | None = None) -> int:
+        """Insert a user-written row unless this conversation, its client (``client``: the opaque tag of
+        the web chat's address, when known) or everyone is over the hourly limit."""
+        limiter = self._client_limiters[table.name]
+        if client and not limiter.allow(client):
+            raise InboxLimited(f"{table.name}: client over {self.limits.per_client(table.name)} rows in the last hour")
+        try:
+            return self._insert_counted(table, sender_id, values)
+        except Exception:
+            if client:
+                limiter.forget_last(client)  # nothing stored: it does not count against the client
+            raise
+
+    def _insert_counted(self, table: sa.Table, sender_id: str, values: dict[str, Any]) -> int:
         since = _now(-3600)
         with self._write() as db:
             if self.dialect == "postgresql":
@@ -230,22 +273,23 @@ class Inbox:
     def _text(self, value: str | None, limit: int | None = None) -> str | None:
         return None if value is None else str(value)[: limit or self.limits.max_text_chars]
 
-    def add_handoff(self, sender_id: str, question: str, contact: str, language: str) -> int:
+    def add_handoff(self, sender_id: str, question: str, contact: str, language: str,
+                    client: str | None = None) -> int:
         return self._insert_limited(HANDOFFS, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "question": self._text(question),
-            "contact": self._text(contact, self.limits.max_contact_chars), "language": str(language)[:8]})
+            "contact": self._text(contact, self.limits.max_contact_chars), "language": str(language)[:8]}, client)
 
     def add_feedback(self, sender_id: str, rating: str, question: str | None, paragraph_ids: list[str],
-                     reason: str | None = None) -> int:
+                     reason: str | None = None, client: str | None = None) -> int:
         return self._insert_limited(FEEDBACK, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "rating": rating, "question": self._text(question),
-            "paragraph_ids": json.dumps([str(i)[:100] for i in paragraph_ids][:10]), "reason": reason})
+            "paragraph_ids": json.dumps([str(i)[:100] for i in paragraph_ids][:10]), "reason": reason}, client)
 
     def add_unanswered(self, sender_id: str, question: str, language: str,
-                       dense_max: float | None, lexical_max: float | None) -> int:
+                       dense_max: float | None, lexical_max: float | None, client: str | None = None) -> int:
         return self._insert_limited(UNANSWERED, sender_id, {
             "created_at": _now(), "sender_id": sender_id, "question": self._text(question),
-            "language": str(language)[:8], "dense_max": dense_max, "lexical_max": lexical_max})
+            "language": str(language)[:8], "dense_max": dense_max, "lexical_max": lexical_max}, client)
 
     def _rows(self, query) -> list[dict[str, Any]]:
         with self.engine.connect() as db:
@@ -294,30 +338,68 @@ class Inbox:
             query = query.limit(limit).offset(offset)
         return [(r["kind"], r["question"], r["n"], r["last"]) for r in self._rows(query)]
 
-    def add_staff_message(self, sender_id: str, author: str, text: str) -> int:
+    def add_staff_message(self, sender_id: str, author: str, text: str, citations: list[dict] | None = None,
+                          language: str | None = None) -> int:
         return self._insert(STAFF_MESSAGES, {"created_at": _now(), "sender_id": sender_id, "author": author,
-                                             "text": text})
+                                             "text": text, "citations": _citations(citations),
+                                             "language": language})
 
-    def reply(self, request_id: int, author: str, text: str) -> tuple[int, str] | None:
+    def reply(self, request_id: int, author: str, text: str, citations: list[dict] | None = None,
+              language: str | None = None) -> tuple[int, str] | None:
         """A staff reply to a request and its status 'answered', in one transaction (both or neither);
-        (message id, sender id), or None when there is no such request."""
+        (message id, sender id), or None when there is no such request. ``citations`` (CitationPayload)
+        are shown as cards under the reply in the user's chat."""
         with self.engine.begin() as db:
             sender_id = db.execute(sa.select(HANDOFFS.c.sender_id).where(HANDOFFS.c.id == request_id)).scalar()
             if sender_id is None:
                 return None
             message_id = int(db.execute(STAFF_MESSAGES.insert().values(
-                created_at=_now(), sender_id=sender_id, author=author, text=text)).inserted_primary_key[0])
+                created_at=_now(), sender_id=sender_id, author=author, text=text, citations=_citations(citations),
+                language=language)).inserted_primary_key[0])
             db.execute(HANDOFFS.update().where(HANDOFFS.c.id == request_id).values(status="answered"))
             return message_id, sender_id
 
     def staff_messages(self, sender_id: str, after: int = 0) -> list[StaffMessage]:
         query = (sa.select(STAFF_MESSAGES).where(STAFF_MESSAGES.c.sender_id == sender_id, STAFF_MESSAGES.c.id > after)
                  .order_by(STAFF_MESSAGES.c.id))
-        return [StaffMessage(**r) for r in self._rows(query)]
+        return [StaffMessage.from_row(r) for r in self._rows(query)]
+
+    def staff_replies_to(self, request_id: int) -> list[StaffMessage]:
+        """The staff messages of a request's conversation (what was answered, with its citations)."""
+        request = self.handoff(request_id)
+        return self.staff_messages(request.sender_id) if request else []
+
+    def gap_askers(self, question: str, limit: int = 200) -> list[str]:
+        """Conversations whose unanswered question, or 👎-rated question, is ``question`` (trimmed, as the
+        gaps list groups them), newest first; empty when it is no gap."""
+        q = question.strip()
+        unanswered = sa.select(UNANSWERED.c.sender_id, UNANSWERED.c.created_at).where(
+            sa.func.trim(UNANSWERED.c.question) == q)
+        bad = sa.select(FEEDBACK.c.sender_id, FEEDBACK.c.created_at).where(
+            FEEDBACK.c.rating == "bad", sa.func.trim(FEEDBACK.c.question) == q)
+        both = sa.union_all(unanswered, bad).subquery()
+        query = (sa.select(both.c.sender_id, sa.func.max(both.c.created_at).label("last"))
+                 .group_by(both.c.sender_id).order_by(sa.text("last DESC")).limit(limit))
+        return [r["sender_id"] for r in self._rows(query)]
 
     def set_handoff_status(self, request_id: int, status: str) -> None:
         with self.engine.begin() as db:
             db.execute(HANDOFFS.update().where(HANDOFFS.c.id == request_id).values(status=status))
+
+
+def _citations(citations: list[dict] | None) -> str | None:
+    return json.dumps(citations, ensure_ascii=False) if citations else None
+
+
+def citations_from_json(value: str | None) -> list[dict[str, Any]]:
+    """Stored citations; anything unreadable is no citations (a reply is never lost over its cards)."""
+    if not value:
+        return []
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return []
+    return [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []
 
 
 class _WriteTransaction:

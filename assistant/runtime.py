@@ -45,7 +45,8 @@ class Runtime:
     def inbox(self):
         from .inbox import Inbox
 
-        return Inbox(self.settings.inbox_db, self.settings.inbox_limits())
+        redis_url = self.settings.redis_url.get_secret_value() if self.settings.redis_url else None
+        return Inbox(self.settings.inbox_db, self.settings.inbox_limits(), redis_url)
 
 
 _runtime: Runtime | None = None

@@ -42,6 +42,15 @@ class AssistantSettings(Settings):
                                                   "conversation and hour")
     inbox_rows_per_hour: int = Field(1000, ge=1, description="Rows of each kind (requests, feedback, unanswered) "
                                      "all users together may add per hour")
+    inbox_handoffs_per_client_hour: int = Field(10, ge=1, description="Requests for a person one web chat client "
+                                                "(address) may make per hour over all its conversations")
+    inbox_feedback_per_client_hour: int = Field(100, ge=1, description="👍/👎 one web chat client (address) may "
+                                                "store per hour over all its conversations")
+    inbox_unanswered_per_client_hour: int = Field(100, ge=1, description="Unanswered questions stored per web "
+                                                  "chat client (address) and hour")
+    redis_url: SecretStr | None = Field(None, description="redis://:password@host:port/db: Rasa's lock store, the "
+                                        "web chat's socket.io messages across Rasa replicas, and the rate limits "
+                                        "counted for all replicas together (unset: one Rasa process, limits per process)")
     # What a person who asks for a human is told before giving contact details (texts, in each language).
     handoff_reply_time: str = Field("inom två arbetsdagar", min_length=1, max_length=200,
                                     description="When staff answer a request for a person (Swedish)")
@@ -71,7 +80,10 @@ class AssistantSettings(Settings):
                            handoffs_per_sender_hour=self.inbox_handoffs_per_sender_hour,
                            feedback_per_sender_hour=self.inbox_feedback_per_sender_hour,
                            unanswered_per_sender_hour=self.inbox_unanswered_per_sender_hour,
-                           per_hour=self.inbox_rows_per_hour)
+                           per_hour=self.inbox_rows_per_hour,
+                           handoffs_per_client_hour=self.inbox_handoffs_per_client_hour,
+                           feedback_per_client_hour=self.inbox_feedback_per_client_hour,
+                           unanswered_per_client_hour=self.inbox_unanswered_per_client_hour)
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -12,8 +14,13 @@ from .embed import Embedder, QueryTunable, SentenceTransformerEmbedder
 from .onnx_query import OnnxQueryEncoder
 from .paragraphs import Paragraph
 from .query import QueryRewriter, question_focus
+from .questions import StaffQuestions, question_key
 from .settings import Settings, get_settings
 from .store import REBUILD_HINT, DocumentInfo, IndexMismatchError, LoadedIndex, load_index
+
+
+log = logging.getLogger(__name__)
+STAFF_CHECK_SECONDS = 1.0  # how often a search looks at the staff examples file (one stat call)
 
 
 class QueryError(ValueError):
@@ -102,7 +109,13 @@ def normalize_query(query: str) -> str:
 
 
 class SearchEngine:
-    """Loads the index and the model once; ``search`` is thread-safe."""
+    """Loads the index and the model once; ``search`` is thread-safe.
+
+    The example-question channel can grow while the engine runs (``add_example_questions``; the staff
+    inbox's saved examples, read from knowledge/questions/staff.jsonl by ``refresh_staff_questions``, which
+    every search calls at most once a second). Growing it is copy-on-write: a new FAISS index and owner
+    array are built aside and swapped in as one tuple, so a search in another thread reads either the old
+    pair or the new one, never a half-written index; writers take a lock."""
 
     def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings):
         self.index = index
@@ -111,7 +124,13 @@ class SearchEngine:
         self._docs = {d.doc_id: d for d in index.manifest.documents}
         self._by_id = {p.paragraph_id: i for i, p in enumerate(index.paragraphs)}
         self.rewriter = QueryRewriter([p.text for p in index.paragraphs])
-        self._owners = np.asarray(index.question_owners, dtype=np.int64)
+        self._examples = (index.questions, np.asarray(index.question_owners, dtype=np.int64))
+        self._examples_lock = threading.Lock()
+        self._example_keys = set(index.manifest.staff_question_keys)  # staff examples the channel holds
+        self.staff_questions = StaffQuestions(settings.knowledge_dir)
+        self._staff_seen: tuple | None = None  # (inode, size, mtime) of the staff file last read
+        self._staff_checked = 0.0
+        self._staff_lock = threading.Lock()
         self._sentences_of: dict[int, list[int]] = {}
         for j, owner in enumerate(index.sentence_owners):
             self._sentences_of.setdefault(owner, []).append(j)
@@ -141,8 +160,72 @@ class SearchEngine:
                 f"{settings.index_dir / 'dense.faiss'} holds {index.manifest.dimension}-dimensional vectors but "
                 f"{embedder.name} gives {embedder.dimension}; rebuild with: {REBUILD_HINT}"
             )
+        engine.refresh_staff_questions(force=True)
         engine.search("Vad är ett idéburet offentligt partnerskap och en reserverad upphandling?", 1)  # warm-up
         return engine
+
+    # -- example questions added while running ------------------------------------------------
+    @property
+    def example_count(self) -> int:
+        return int(self._examples[0].ntotal) if self._examples[0] is not None else 0
+
+    def add_example_questions(self, examples: list[tuple[str, str]]) -> int:
+        """Add (paragraph id, question) pairs to the example-question channel, embedded as the build embeds
+        them; pairs whose paragraph is not in the index, or that the channel already holds (as a staff
+        example), are skipped. Returns how many were added. Thread-safe (see the class)."""
+        import faiss
+
+        with self._examples_lock:
+            new, keys = [], set()
+            for paragraph_id, question in examples:
+                position = self._by_id.get(paragraph_id)
+                key = question_key(paragraph_id, question)
+                if position is None or key in self._example_keys or key in keys:
+                    continue
+                keys.add(key)
+                new.append((position, " ".join(question.split())))
+            if not new:
+                return 0
+            vectors = np.ascontiguousarray(self.embedder.encode_queries([q for _, q in new]), dtype=np.float32)
+            old, owners = self._examples
+            grown = faiss.IndexFlatIP(vectors.shape[1])
+            if old is not None and old.ntotal:
+                grown.add(old.reconstruct_n(0, old.ntotal))
+            grown.add(vectors)
+            owners = np.concatenate([owners, np.asarray([p for p, _ in new], dtype=np.int64)])
+            self._examples = (grown, owners)  # one assignment: searches see the old pair or the new one
+            self._example_keys |= keys
+            self.index.questions, self.index.question_owners = grown, owners.tolist()
+            return len(new)
+
+    def refresh_staff_questions(self, force: bool = False) -> int:
+        """Take in the staff examples file's new lines (written by the staff inbox, possibly in another
+        process). Looks at the file at most once every STAFF_CHECK_SECONDS unless ``force``, and reads it
+        only when its size, time or inode changed. Never raises: a search must not fail because of it."""
+        now = time.monotonic()
+        if not force and now - self._staff_checked < STAFF_CHECK_SECONDS:
+            return 0
+        if not self._staff_lock.acquire(blocking=force):
+            return 0  # another thread is reading it right now
+        try:
+            self._staff_checked = now
+            try:
+                st = self.staff_questions.path.stat()
+            except OSError:
+                return 0
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if seen == self._staff_seen:
+                return 0
+            added = self.add_example_questions([(q.paragraph_id, q.question) for q in self.staff_questions.read()])
+            self._staff_seen = seen
+            if added:
+                log.info("%d example question(s) from %s added to the running search", added, self.staff_questions.path)
+            return added
+        except Exception:  # noqa: BLE001 - logged; the search goes on with the examples it has
+            log.exception("could not read %s", self.staff_questions.path)
+            return 0
+        finally:
+            self._staff_lock.release()
 
     # -- helpers -----------------------------------------------------------------------------
     def _hit(self, i: int, score: float) -> Hit:
@@ -177,9 +260,10 @@ class SearchEngine:
             else np.zeros(0, dtype=np.float32)
         paragraph = _similarities(self.index.dense, vectors)
         examples = np.full_like(paragraph, -1.0)
-        if self.index.questions is not None and self.index.questions.ntotal:
-            for row, sims in zip(examples, _similarities(self.index.questions, vectors)):
-                np.maximum.at(row, self._owners, sims)
+        questions, owners = self._examples  # read once: the channel may be swapped meanwhile
+        if questions is not None and questions.ntotal:
+            for row, sims in zip(examples, _similarities(questions, vectors)):
+                np.maximum.at(row, owners, sims)
         return paragraph.mean(axis=0), examples.mean(axis=0), sentences
 
     def lexical_scores(self, query: str) -> np.ndarray:
@@ -200,6 +284,7 @@ class SearchEngine:
     def search(self, query: str, k: int = 5) -> SearchResult:
         start = time.perf_counter()
         q = self.validate(query, k)
+        self.refresh_staff_questions()
         rq = self.rewriter.rewrite(q)
         focus = question_focus(q)
         (dense, examples, sentence_sims) = self.semantic_scores(rq.dense, self.rewriter.rewrite(focus).dense if focus else None)

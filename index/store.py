@@ -35,7 +35,8 @@ from .embed import Embedder, QueryExportable, QueryTunable
 from .lexical import LexicalIndex
 from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_units
 from .query import QueryRewriter
-from .questions import ExampleQuestion, QuestionMatch, load_questions, match_questions, questions_hash
+from .questions import (STAFF_FILE, ExampleQuestion, QuestionMatch, load_questions, match_questions, question_key,
+                        questions_hash)
 from .onnx_query import QueryEncoder, file_sha256
 from .tune import LAYERS_FILE, TuningConfig
 
@@ -98,6 +99,9 @@ class IndexManifest(BaseModel):
     paragraph_count: int
     vector_count: int
     question_count: int = 0
+    # question_key() of each example of knowledge/questions/staff.jsonl embedded by the build: the running
+    # engines add only the staff file's other lines live (that file is outside the corpus hash)
+    staff_question_keys: list[str] = []
     sentence_count: int = 0
     query_tuning: QueryTuning | None = None
     query_encoder: QueryEncoder | None = None
@@ -243,6 +247,8 @@ def build_index(
         paragraph_count=len(paragraphs),
         vector_count=len(texts),
         question_count=len(matched.kept),
+        staff_question_keys=[question_key(q.paragraph_id, q.question) for q in matched.kept
+                             if Path(q.source.rsplit(":", 1)[0]).name == STAFF_FILE],
         sentence_count=len(sentences),
         query_tuning=query_tuning,
         query_encoder=query_encoder,

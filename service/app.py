@@ -27,7 +27,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from assistant.guard import RateLimiter, address_key, trusted_networks
+from assistant.guard import address_key, trusted_networks
+from assistant.shared_limits import rate_limiter
 from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
@@ -139,7 +140,8 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         )
 
     trusted = trusted_networks(settings.trusted_proxies)
-    search_limiter = RateLimiter(settings.search_per_address_minute)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    search_limiter = rate_limiter(settings.search_per_address_minute, "search-address", redis_url)
     search_lock = threading.Lock()
 
     @app.post("/api/search", response_model=SearchResponse, tags=["search"],
@@ -184,7 +186,7 @@ def create_app(settings: ServiceSettings | None = None, engine_factory: Callable
         return Inbox(settings.inbox_db)
 
     add_web_routes(app, settings, holder, inbox)
-    add_staff_routes(app, settings, inbox)
+    add_staff_routes(app, settings, inbox, holder)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:

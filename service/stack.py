@@ -44,8 +44,6 @@ class StackSettings(ServiceSettings):
                             description="Tracker store database (a file path for sqlite)")
     tracker_url: SecretStr | None = Field(None, description="Rasa's tracker store as a SQLAlchemy URL "
                                           "(postgresql://user:password@host:port/db); overrides TRACKER_DIALECT/DB")
-    redis_url: SecretStr | None = Field(None, description="redis://:password@host:port/db: Rasa's lock store and the "
-                                        "web chat's socket.io messages across Rasa replicas (unset: one Rasa process)")
     log_dir: ProjectPath = Field(PROJECT_ROOT / "var" / "log", description="Where the processes write their logs")
     start_timeout: float = Field(300.0, description="Seconds to wait for each process to become ready")
     restart_delay: float = Field(1.0, gt=0, le=300, description="Seconds before restarting a crashed process; "
@@ -215,6 +213,8 @@ def write_credentials(s: StackSettings) -> Path:
     """
     limits = {"max_message_chars": s.max_message_chars, "max_metadata_bytes": s.max_metadata_bytes,
               "messages_per_minute": s.messages_per_minute}
+    if s.redis_url:  # several replicas: the rate limits are counted in Redis, for all of them together
+        limits["redis_url"] = "${ASSISTANT_REDIS_URL}"
     # Web chat and REST also count per client address (Slack's and Teams' requests come from their
     # platforms' servers, whose signatures name the user: per sender is the limit there).
     rest: dict = {**limits, "messages_per_address_minute": s.rest_messages_per_address_minute,
@@ -236,8 +236,8 @@ def write_credentials(s: StackSettings) -> Path:
                                                 "sessions_per_address_hour": s.webchat_sessions_per_address_hour,
                                                 "trusted_proxies": s.trusted_proxies},
     }
-    if s.redis_url:  # several Rasa replicas: an answer reaches the socket whichever replica holds it
-        channels["bot.connectors.webchat.WebChatInput"]["redis_url"] = "${ASSISTANT_REDIS_URL}"
+    # With redis_url (in limits) the web chat's socket.io server also passes messages through Redis: an
+    # answer reaches the socket whichever replica holds it.
     if s.slack_bot_token and s.slack_signing_secret:
         channels["bot.connectors.slack.CitingSlackInput"] = {
             "slack_token": "${ASSISTANT_SLACK_BOT_TOKEN}",

@@ -61,6 +61,15 @@ class StaffMessageOut(BaseModel):
     created_at: str
     author: str
     text: str
+    # the reply as an answer payload (assistant/payload.py), when staff attached citation cards
+    custom: dict[str, Any] | None = None
+
+
+def staff_custom(m) -> dict[str, Any] | None:
+    """A staff message's citations in the bot answers' contract (None without citations)."""
+    from assistant.staffhelp import staff_payload
+
+    return dict(staff_payload(m.text, m.language or "sv", m.citations)) if m.citations else None
 
 
 class StaffMessages(BaseModel):
@@ -227,8 +236,8 @@ def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Calla
         chat's socket, sent as `Authorization: Bearer <token>`) may read them."""
         verified = verified_session(session, request)
         rows = inbox().staff_messages(verified.sender_id, after)
-        return StaffMessages(messages=[StaffMessageOut(id=r.id, created_at=r.created_at, author=r.author, text=r.text)
-                                       for r in rows])
+        return StaffMessages(messages=[StaffMessageOut(id=r.id, created_at=r.created_at, author=r.author, text=r.text,
+                                                       custom=staff_custom(r)) for r in rows])
 
     def tracker_events(sender_id: str) -> list[dict]:
         """This conversation's tracker, fresh (no cache: a reload must show the last answer), with a
@@ -252,7 +261,8 @@ def add_web_routes(app: FastAPI, settings: ServiceSettings, holder, inbox: Calla
             messages, error = [], f"Konversationen kunde inte hämtas: {exc.__class__.__name__}"
         staff = inbox().staff_messages(verified.sender_id)
         for m in staff:
-            messages.append(HistoryMessage(who="staff", text=m.text, author=m.author, time=_timestamp(m.created_at)))
+            messages.append(HistoryMessage(who="staff", text=m.text, author=m.author, time=_timestamp(m.created_at),
+                                           custom=staff_custom(m)))
         # Staff replies go in by time (stable: messages without a time keep their place at the end).
         messages.sort(key=lambda m: m.time if m.time is not None else float("inf"))
         return History(messages=messages[-HISTORY_LIMIT:], staff_after=max((m.id for m in staff), default=0),

@@ -13,6 +13,7 @@ cases.json: {"channel": "slack" | "teams" | "rest" | "webchat", "credentials": {
              "requests": [{"path", "body" (str) | "json", "headers"}],     (HTTP channels)
              "say": ["text", …]}                                           (webchat: over socket.io)
              "clients": [{"headers": {…}, "say": […], "lang"?, "reuse"?}, …]}
+                                  (a "say" item may be the whole event: {"message", "customData"})
                                   (webchat: several sockets in turn; "reuse": the latest session token)
 Output: {"responses": [{"status", "headers", "body"}], "messages": [{"text", "sender_id", "metadata"}],
          "replies": [[bot_uttered events after each "say"], …],
@@ -206,8 +207,8 @@ async def webchat_client(port: int, say: list, headers: dict, lang, token=None) 
         waiter.cancel()
         out["confirmed"] = confirmed.is_set()
         if out["confirmed"]:
-            for text in say:
-                await client.emit("user_uttered", {"message": text})
+            for text in say:  # a text, or the whole event ({"message", "customData"})
+                await client.emit("user_uttered", text if isinstance(text, dict) else {"message": text})
                 got = [await asyncio.wait_for(events.get(), 10)]
                 await asyncio.sleep(0.05)
                 while not events.empty():

@@ -104,6 +104,36 @@ def test_answer_quotes_and_cites_the_best_paragraph(runtime):
     assert slots["last_question"] == "Vad är ett idéburet offentligt partnerskap?"
 
 
+def test_a_slow_search_does_not_hold_other_users_actions(runtime, monkeypatch):
+    """The action server has one event loop: a search run on it would hold every other user's
+    action. Here the first user's search waits until the second user's search has started; run on
+    the loop, the second could never start and the first would give up."""
+    import threading
+
+    real = runtime.answerer.answer
+    second_started = threading.Event()
+    waited: list[bool] = []
+
+    def answer(question, lang, **options):
+        if question.startswith("Vad är ett idéburet"):
+            waited.append(second_started.wait(timeout=5))
+        else:
+            second_started.set()
+        return real(question, lang, **options)
+
+    monkeypatch.setattr(runtime.answerer, "answer", answer)
+
+    async def both():
+        return await asyncio.gather(
+            A.ActionAnswer().run(CollectingDispatcher(), tracker("Vad är ett idéburet offentligt partnerskap?"), {}),
+            A.ActionAnswer().run(CollectingDispatcher(), tracker("Vad är en reserverad upphandling?"), {}),
+        )
+
+    first, second = asyncio.run(both())
+    assert waited == [True]
+    assert any(e.get("name") == "answered" for e in first) and any(e.get("name") == "answered" for e in second)
+
+
 def test_english_question_gets_english_framing_and_swedish_quotes(runtime):
     messages, _ = run(A.ActionAnswer(), tracker("What is an idéburet offentligt partnerskap (IOP)?", "ask_iop",
                                                 slots={"language": "en"}))
@@ -252,6 +282,22 @@ def test_feedback_keeps_the_web_chats_reason_for_a_thumbs_down(runtime, reason, 
     run(A.ActionFeedback(), t)
     [row] = runtime.inbox.feedback()
     assert (row.rating, row.question, row.paragraph_ids, row.reason) == ("bad", "Vad är IOP?", ["iop-1"], stored)
+
+
+def test_feedback_counts_against_the_web_chat_client_over_its_conversations(runtime):
+    """The channel's client tag (metadata) reaches the inbox: a client rating from new conversations
+    is stopped at its own limit, and is still thanked."""
+    from dataclasses import replace as with_limits
+
+    runtime.__dict__["inbox"] = Inbox(runtime.settings.inbox_db,
+                                      with_limits(runtime.settings.inbox_limits(), feedback_per_client_hour=2))
+    for n in range(3):
+        t = tracker("/feedback_bad", "feedback_bad", slots={"last_question": "Vad är IOP?", "cited_ids": ["iop-1"]})
+        t.sender_id = f"web:{n}"
+        t.latest_message["metadata"] = {"client": "tag-a"}
+        messages, _ = run(A.ActionFeedback(), t)
+        assert messages and messages[0]["text"]  # thanked either way
+    assert [f.sender_id for f in runtime.inbox.feedback()] == ["web:0", "web:1"]
 
 
 def test_feedback_takes_its_question_from_the_tracker_not_from_the_client(runtime):

@@ -251,7 +251,9 @@ def test_web_chat_and_rest_pass_only_allowed_metadata_to_rasa():
                   "requests": [{"path": "/webhooks/rest/webhook", "headers": {"Authorization": f"Bearer {REST_TOKEN}"},
                                 "json": {"sender": "s", "message": "/feedback_good", "metadata": custom}}]})
     expected = {"feedback_for": {"question": "Vad är IOP?", "paragraph_ids": ["p1"]}}
-    assert [m["metadata"] for m in web["messages"]] == [expected]
+    # The web chat adds its own tag of the client's address (the inbox's per-client limits); REST does not.
+    assert [m["metadata"] for m in web["messages"]] == [
+        {**expected, guard.CLIENT_TAG: guard.client_tag(WEBCHAT["session_secret"], "127.0.0.1")}]
     assert [m["metadata"] for m in rest["messages"]] == [expected]
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant import guard
+
 ROOT = Path(__file__).resolve().parent.parent
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 
@@ -394,6 +396,24 @@ def test_web_chat_never_stays_silent_and_limits_each_session():
     assert out["replies"] == [[{"text": FALLBACK_SV}], [{"text": FALLBACK_EN}], [{"text": FALLBACK_SV}],
                               [{"text": WAIT_SV}]]
     assert [m["text"] for m in out["messages"]] == ["Vad är IOP?", "What is the IOP and how does it work?", "hej"]
+
+
+def test_web_chat_tags_each_message_with_its_clients_address_and_no_client_can_choose_the_tag():
+    """The tag the inbox counts hand-overs and feedback under (per client, over all its conversations):
+    the same for two sessions from one address, another for another address, never what the client
+    sends, and neither the address nor anything unkeyed derived from it."""
+    secret = "webchat-probe-secret-0123456789"
+    a, b = {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-For": "198.51.100.7"}
+    forged = {"message": "hej igen", "customData": {"client": "forged", "feedback_for": {"question": "Vad är IOP?"}}}
+    out = probe({"channel": "webchat", "on_message": "answer",
+                 "credentials": {"session_secret": secret, "trusted_proxies": "127.0.0.1"},
+                 "clients": [{"headers": a, "say": ["Vad är IOP?"]}, {"headers": a, "say": [forged]},
+                             {"headers": b, "say": ["Vad är IOP?"]}]})
+    tags = [m["metadata"].get(guard.CLIENT_TAG) for m in out["messages"]]
+    assert len(tags) == 3 and tags[0] == tags[1] != tags[2]
+    assert tags[0] == guard.client_tag(secret, "203.0.113.5") and "203.0.113.5" not in tags[0]
+    assert tags[0] != hashlib.sha256(guard.address_key("203.0.113.5").encode()).hexdigest()[:32]  # keyed
+    assert out["messages"][1]["metadata"]["feedback_for"] == {"question": "Vad är IOP?"}
 
 
 def test_slack_never_stays_silent_and_limits_each_sender():

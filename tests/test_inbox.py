@@ -76,6 +76,30 @@ def test_user_writes_are_cut_and_limited_per_sender_and_in_all(inbox_db):
     assert len(row.question) == 100 and len(row.paragraph_ids) == 10
 
 
+def test_one_client_is_limited_over_all_its_conversations(inbox_db):
+    """A web chat client (one address) opening new conversations gets no more rows than its own limit;
+    another client, and a row without a client tag (REST, Slack, Teams), still get theirs."""
+    inbox = Inbox(inbox_db, InboxLimits(handoffs_per_client_hour=2, feedback_per_client_hour=1))
+    inbox.add_handoff("web:1", "fråga", "a@example.se", "sv", client="tag-a")
+    inbox.add_handoff("web:2", "fråga", "a@example.se", "sv", client="tag-a")
+    with pytest.raises(InboxLimited):
+        inbox.add_handoff("web:3", "fråga", "a@example.se", "sv", client="tag-a")
+    inbox.add_handoff("web:4", "fråga", "b@example.se", "sv", client="tag-b")
+    inbox.add_handoff("rest:5", "fråga", "c@example.se", "sv")
+    assert [r.sender_id for r in inbox.handoffs()] == ["web:1", "web:2", "web:4", "rest:5"]
+    inbox.add_feedback("web:1", "bad", "fråga", [], client="tag-a")
+    with pytest.raises(InboxLimited):  # each kind has its own count
+        inbox.add_feedback("web:2", "bad", "fråga", [], client="tag-a")
+
+
+def test_a_row_refused_for_its_conversation_does_not_count_against_its_client(inbox_db):
+    inbox = Inbox(inbox_db, InboxLimits(handoffs_per_sender_hour=1, handoffs_per_client_hour=2))
+    inbox.add_handoff("web:1", "fråga", "a@example.se", "sv", client="tag-a")
+    with pytest.raises(InboxLimited):  # the conversation's own limit
+        inbox.add_handoff("web:1", "fråga", "a@example.se", "sv", client="tag-a")
+    inbox.add_handoff("web:2", "fråga", "a@example.se", "sv", client="tag-a")  # the client's second row
+
+
 def test_parallel_writers_cannot_overshoot_the_limit(inbox_db):
     """Twelve threads (separate connections) ask for a person at the same moment in one conversation
     allowed three an hour: exactly three are stored, the others are refused."""

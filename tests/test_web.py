@@ -185,7 +185,7 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     assert mine["contact"] == "kim@example.se" and "deklarationen" in mine["question"]
     assert any(t["who"] == "user" and "deklarationen" in t["text"] for t in mine["transcript"])
     section = staff.locator("section.request", has_text=f"Ärende {mine['id']} ")
-    section.locator("summary").click()
+    assert section.locator(".transcript").is_visible()  # an open request shows its conversation at once
     assert "deklarationen" in section.locator(".transcript").inner_text()
     section.get_by_label("Svar till användaren").fill("Hej Kim! Deklarationen står inte i våra dokument – jag mejlar dig.")
     section.get_by_role("button", name="Skicka svar").click()

@@ -349,6 +349,28 @@
   }
 
   /* -- waiting for a reply: dots at once, "still working" after a second, a retry on failure */
+  /* A reply from hub staff: signed with the staff member's name, with the citation cards staff attached
+     (the answer payload of assistant/payload.py, as for the bot's answers). */
+  function renderStaff(m) {
+    var bubble = addBubble("staff", m.text);
+    if (m.author) {
+      var who = bubble.querySelector(".msg__who");
+      who.removeAttribute("data-i18n");  /* the role inside carries the translation; the name stays */
+      who.textContent = "";
+      who.appendChild(el("span", "msg__author", m.author));
+      who.appendChild(document.createTextNode(" · "));
+      who.appendChild(label("span", null, "staff"));
+    }
+    var custom = m.custom;
+    if (custom && custom.citations && custom.citations.length) {
+      bubble.appendChild(label("span", "msg__who", "sources"));
+      var list = el("ol", "cites");
+      custom.citations.forEach(function (c) { list.appendChild(citationCard(c)); });
+      bubble.appendChild(list);
+    }
+    return bubble;
+  }
+
   function showTyping(on) {
     typing.hidden = !on;
     if (!on) working.hidden = true;
@@ -490,7 +512,7 @@
             addBubble("user", m.text, m.kind === "human" ? "humanMessage" : null);
             if (m.text && !m.kind) lastQuestion = m.text;
           } else if (m.who === "staff") {
-            addBubble("staff", m.text);
+            renderStaff(m);
           } else {
             renderBot({ text: m.text, custom: m.custom, buttons: m.buttons }, true);
           }
@@ -517,7 +539,7 @@
         (body.messages || []).forEach(function (m) {
           if (m.id <= staffSeen) return;
           staffSeen = Math.max(staffSeen, m.id);
-          addBubble("staff", m.text);
+          renderStaff(m);
           scrollDown();
         });
       })

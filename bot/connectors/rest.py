@@ -38,6 +38,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from assistant import guard
+from assistant.shared_limits import rate_limiter
 from bot.connectors import admission
 from bot.connectors.fallback import never_silent
 
@@ -61,22 +62,24 @@ class GuardedRestInput(InputChannel):
                    messages_per_minute=int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
                    messages_per_address_minute=int(credentials.get("messages_per_address_minute",
                                                                    guard.MESSAGES_PER_ADDRESS_MINUTE)),
-                   trusted_proxies=credentials.get("trusted_proxies") or "")
+                   trusted_proxies=credentials.get("trusted_proxies") or "",
+                   redis_url=credentials.get("redis_url") or None)
 
     def __init__(self, token: Optional[Text] = None, allow_loopback_without_token: bool = False,
                  max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  max_metadata_bytes: int = guard.MAX_METADATA_BYTES,
                  messages_per_minute: int = guard.MESSAGES_PER_MINUTE,
                  messages_per_address_minute: int = guard.MESSAGES_PER_ADDRESS_MINUTE,
-                 trusted_proxies: Any = "") -> None:
+                 trusted_proxies: Any = "", redis_url: Optional[Text] = None) -> None:
         if token is not None and (len(token) < 16 or token.startswith("${")):
             raise ValueError("the REST token (ASSISTANT_REST_TOKEN) must be at least 16 characters")
         self.token = token
         self.allow_loopback_without_token = allow_loopback_without_token
         self.max_message_chars = max_message_chars
         self.max_metadata_bytes = max_metadata_bytes
-        self.limiter = guard.RateLimiter(messages_per_minute)
-        self.address_limiter = guard.RateLimiter(messages_per_address_minute)
+        # With Redis (several replicas) the limits are counted there, for every replica together.
+        self.limiter = rate_limiter(messages_per_minute, "rest-sender", redis_url)
+        self.address_limiter = rate_limiter(messages_per_address_minute, "rest-address", redis_url)
         self.trusted_proxies = guard.trusted_networks(trusted_proxies)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:

@@ -37,6 +37,7 @@ from sanic.request import Request
 from slack_sdk.web.async_client import AsyncWebClient
 
 from assistant import guard
+from assistant.shared_limits import rate_limiter
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
@@ -142,7 +143,8 @@ class CitingSlackInput(SlackInput):
         channel.api_base_url = credentials.get("api_base_url") or SLACK_API
         channel.max_message_chars = int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS)
         channel.max_metadata_bytes = int(credentials.get("max_metadata_bytes") or guard.MAX_METADATA_BYTES)
-        channel.limiter = guard.RateLimiter(int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)))
+        channel.limiter = rate_limiter(int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
+                                       "slack-sender", credentials.get("redis_url") or None)
         return channel
 
     def blueprint(self, on_new_message: Any) -> Any:

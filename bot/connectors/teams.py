@@ -46,6 +46,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from assistant import guard
+from assistant.shared_limits import rate_limiter
 from assistant.payload import body_of, citation_place, coverage_label, coverage_of, is_answer
 from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
@@ -318,17 +319,18 @@ class TeamsInput(InputChannel):
                    int(credentials.get("max_message_chars") or guard.MAX_MESSAGE_CHARS),
                    int(credentials.get("messages_per_minute", guard.MESSAGES_PER_MINUTE)),
                    credentials.get("service_url_hosts") or SERVICE_URL_HOSTS,
-                   credentials.get("issuer") or ISSUER)
+                   credentials.get("issuer") or ISSUER, credentials.get("redis_url") or None)
 
     def __init__(self, app_id: Text, app_password: Text, tenant_id: Text = MULTI_TENANT, login_url: Text = LOGIN_URL,
                  openid_configuration_url: Text = OPENID_CONFIGURATION_URL,
                  max_message_chars: int = guard.MAX_MESSAGE_CHARS,
                  messages_per_minute: int = guard.MESSAGES_PER_MINUTE,
-                 allowed_service_url_hosts: Any = SERVICE_URL_HOSTS, issuer: Text = ISSUER) -> None:
+                 allowed_service_url_hosts: Any = SERVICE_URL_HOSTS, issuer: Text = ISSUER,
+                 redis_url: Optional[Text] = None) -> None:
         self.app_id = app_id
         self.service_url_hosts = service_url_hosts(allowed_service_url_hosts)
         self.max_message_chars = max_message_chars
-        self.limiter = guard.RateLimiter(messages_per_minute)
+        self.limiter = rate_limiter(messages_per_minute, "teams-sender", redis_url)
         self.tokens = TokenProvider(app_id, app_password, tenant_id, login_url)
         self.validator = JwtValidator(app_id, openid_configuration_url, issuer=issuer)
 

@@ -46,6 +46,7 @@ from socketio import AsyncServer
 
 from assistant import guard
 from assistant.payload import is_answer
+from assistant.shared_limits import rate_limiter
 from bot.connectors.admission import admitted
 from bot.connectors.fallback import never_silent
 
@@ -142,10 +143,11 @@ class WebChatInput(InputChannel):
         self.max_message_chars = max_message_chars
         self.max_metadata_bytes = max_metadata_bytes
         self.max_body_bytes = max_body_bytes
-        self.limiter = guard.RateLimiter(messages_per_minute)
         self.redis_url = redis_url
-        self.address_limiter = guard.RateLimiter(messages_per_address_minute)
-        self.session_limiter = guard.RateLimiter(sessions_per_address_hour, window=3600.0)
+        # With Redis (several replicas) the limits are counted there, for every replica together.
+        self.limiter = rate_limiter(messages_per_minute, "webchat-sender", redis_url)
+        self.address_limiter = rate_limiter(messages_per_address_minute, "webchat-address", redis_url)
+        self.session_limiter = rate_limiter(sessions_per_address_hour, "webchat-sessions", redis_url, window=3600.0)
         self.trusted_proxies = guard.trusted_networks(trusted_proxies)
         self.sio: Optional[AsyncServer] = None
 
@@ -222,6 +224,8 @@ class WebChatInput(InputChannel):
                 await reply(sid, refusal.text)
                 return
             metadata = guard.allowed_metadata(data.get("customData"), self.max_metadata_bytes)
+            # Set here, after the allow-list: a client cannot choose its own tag.
+            metadata[guard.CLIENT_TAG] = guard.client_tag(self.session_secret, address(sid))
             await on_new_message(UserMessage(text, WebChatOutput(sio, self.bot_message_evt), sender_id,
                                              input_channel=self.name(), metadata=metadata))
 
