@@ -22,7 +22,7 @@ from rasa_sdk.types import DomainDict
 from assistant import handoff, texts
 from assistant.answer import Answer, Citation, message
 from assistant.inbox import InboxLimited
-from assistant.language import SWEDISH, detect_language
+from assistant.language import LANGUAGES, SWEDISH, detect_language
 from assistant.payload import is_answer
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
@@ -45,11 +45,17 @@ def domain_hint(tracker: Tracker) -> bool:
     return intent.get("name") in DOMAIN_INTENTS and float(intent.get("confidence") or 0.0) >= DOMAIN_CONFIDENCE
 
 
+def page_language(tracker: Tracker) -> str | None:
+    """The web chat page's interface language sent with the message ("sv"/"en"; guard.allowed_metadata)."""
+    lang = (tracker.latest_message.get("metadata") or {}).get("lang")
+    return lang if lang in LANGUAGES else None
+
+
 def language(tracker: Tracker) -> str:
     text = tracker.latest_message.get("text") or ""
     if tracker.get_slot("language") or text.startswith("/"):  # a button payload ("/request_human") is no English
-        return tracker.get_slot("language") or SWEDISH
-    return detect_language(handoff.without_contacts(text))
+        return tracker.get_slot("language") or page_language(tracker) or SWEDISH
+    return detect_language(handoff.without_contacts(text), page_language(tracker))
 
 
 # A short, unambiguous request (not a question about something else): "kolla ett belopp",
@@ -617,10 +623,11 @@ class ValidateSlotMappings(ValidationAction):
     async def extract_language(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
         text = tracker.latest_message.get("text") or ""
-        if text.startswith("/"):  # a button payload says nothing about the language
-            return {}
         previous = tracker.get_slot("language")
+        if text.startswith("/"):  # a button payload says nothing about the language; the page's may
+            lang = page_language(tracker)
+            return {"language": lang} if lang and not previous else {}
         if previous and (tracker.active_loop or {}).get("name") == "human_form":
             return {}  # a hand-over is finished in the language it began in ("ok", "yes", a name, a number)
         # An e-mail address's or phone number's words ("anna@example.se") say nothing of the language.
-        return {"language": detect_language(handoff.without_contacts(text), previous)}
+        return {"language": detect_language(handoff.without_contacts(text), previous or page_language(tracker))}

@@ -505,6 +505,22 @@ def test_english_hand_over_texts_stay_english(runtime):
     assert asyncio.run(language.extract_language(CollectingDispatcher(), t, {})) == {}
 
 
+def test_a_button_click_takes_the_pages_language_when_the_conversation_has_none(runtime):
+    def click(slots=None, lang="en"):
+        t = tracker("/request_human", "request_human", slots=slots)
+        t.latest_message["metadata"] = {"lang": lang}
+        return t
+
+    language = A.ValidateSlotMappings()
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click(), {})) == {"language": "en"}
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click({"language": "sv"}), {})) == {}
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click(lang="de"), {})) == {}
+    messages, _ = run(A.ActionRouteHuman(), click())
+    assert messages[0]["text"].startswith("I can pass your question on")
+    messages, _ = run(A.ActionRouteHuman(), click({"language": "sv"}))  # the conversation's language wins
+    assert messages[0]["text"].startswith("Jag kan skicka")
+
+
 def test_a_bare_email_is_never_searched_as_a_question(runtime):
     for action in (A.ActionAnswer(), A.ActionStartThresholdCheck(), A.ActionChangeDetail()):
         messages, slots = run(action, tracker("anna@example.se", "inform", slots={

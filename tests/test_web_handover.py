@@ -23,6 +23,12 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"handover-{name}.png"))
 
 
+def write(page, text: str) -> None:
+    """Type a message in whatever interface language (the field's label follows it)."""
+    page.locator("#message").fill(text)
+    page.keyboard.press("Enter")
+
+
 def wait_text(page, text: str) -> None:
     """Until the last bot message contains ``text``, and the typing dots are gone."""
     page.locator(".msg--bot").filter(has_text=text).last.wait_for(timeout=ANSWER_TIMEOUT)
@@ -89,4 +95,31 @@ def test_the_whole_hand_over_in_the_web_chat(watched, stack, viewport, name):
     staff.scroll_into_view_if_needed()
     assert_contrast(page, f"{name}: staff reply")
     shot(page, f"{name}-4-sent-and-staff-reply")
+    assert problems == []
+
+
+def test_the_hand_over_follows_the_interface_language(watched, stack):
+    """English interface, nothing written yet: the header's "Talk to a person" (a payload with no words)
+    gets every hand-over text in English, and the address written after it does not switch to Swedish."""
+    make, problems = watched
+    page = make(viewport=PHONE, csp=True)
+    page.goto(url(stack))
+    page.get_by_role("button", name="English").click()
+    page.get_by_role("button", name="Talk to a person").first.click()
+    wait_text(page, "What is your question?")
+    consent = page.locator(".msg--bot").filter(has_text="Before you give your contact details").last
+    assert "within two working days" in consent.inner_text() and "this conversation" in consent.inner_text()
+    assert page.locator(".msg--bot").last.get_by_role("button", name="Cancel").is_enabled()
+    write(page, "Can a non-profit association sign an IOP with a region?")
+    wait_text(page, "How can they reach you?")
+    write(page, "anna.andersson@exempel.se")
+    wait_text(page, "This is what will be sent to the staff")
+    summary = page.locator(".msg--bot").last
+    for title in ("Send to the staff", "Change the question", "Change the contact", "Cancel"):
+        assert summary.get_by_role("button", name=title).is_enabled(), title
+    assert_contrast(page, "English summary")
+    shot(page, "phone-390-english-summary")
+    summary.get_by_role("button", name="Send to the staff").click()
+    wait_text(page, "Sent.")
+    assert "within two working days" in page.locator(".msg--bot").last.inner_text()
     assert problems == []
