@@ -19,10 +19,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from assistant import texts
+from assistant import handoff, texts
 from assistant.answer import Answer, Citation, message
 from assistant.inbox import InboxLimited
-from assistant.language import SWEDISH, detect_language
+from assistant.language import LANGUAGES, SWEDISH, detect_language
 from assistant.payload import is_answer
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
@@ -45,8 +45,17 @@ def domain_hint(tracker: Tracker) -> bool:
     return intent.get("name") in DOMAIN_INTENTS and float(intent.get("confidence") or 0.0) >= DOMAIN_CONFIDENCE
 
 
+def page_language(tracker: Tracker) -> str | None:
+    """The web chat page's interface language sent with the message ("sv"/"en"; guard.allowed_metadata)."""
+    lang = (tracker.latest_message.get("metadata") or {}).get("lang")
+    return lang if lang in LANGUAGES else None
+
+
 def language(tracker: Tracker) -> str:
-    return tracker.get_slot("language") or detect_language(tracker.latest_message.get("text") or "")
+    text = tracker.latest_message.get("text") or ""
+    if tracker.get_slot("language") or text.startswith("/"):  # a button payload ("/request_human") is no English
+        return tracker.get_slot("language") or page_language(tracker) or SWEDISH
+    return detect_language(handoff.without_contacts(text), page_language(tracker))
 
 
 # A short, unambiguous request (not a question about something else): "kolla ett belopp",
@@ -57,7 +66,8 @@ _CHECK_REQUEST = re.compile(
     r"^\s{0,5}(?:(?:kan|could|can) (?:du|you) |please |snälla |jag vill |i want to |i'd like to )?"
     r"(?:kolla|kontrollera|jämför|jamfor|räkna|rakna|testa|check|compare|test)\b", re.IGNORECASE)
 _HUMAN_REQUEST = re.compile(
-    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill |i want to |i'd like to |please |snälla |låt mig )?"
+    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want to |i'd like to "
+    r"|i would like to |please |snälla |låt mig )?"
     r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|someone|somebody|)"
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
     re.IGNORECASE)
@@ -114,6 +124,7 @@ def answer_events(answer: Answer, question: str) -> list[EventType]:
         SlotSet("answered", answer.answered),
         SlotSet("cited_ids", answer.paragraph_ids),
         SlotSet("shown_ids", answer.paragraph_ids),
+        SlotSet("handoff_cancelled", None),  # a cancelled request is in the past once a new question is answered
     ]
 
 
@@ -145,6 +156,9 @@ class ActionAnswer(Action):
         return "action_answer"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        contact = contact_reply(dispatcher, tracker)  # "anna@example.se" is not a question for the documents
+        if contact is not None:
+            return contact
         question = (tracker.latest_message.get("text") or "").strip()
         answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -245,7 +259,8 @@ class ActionChangeDetail(Action):
         lang = language(tracker)
         previous = tracker.get_slot("last_question")
         message_text = tracker.latest_message.get("text") or ""
-        if not previous or len(message_text.split()) >= STANDALONE_WORDS:  # a question of its own, not a detail
+        if not previous or len(message_text.split()) >= STANDALONE_WORDS or handoff.contact_only(message_text):
+            # a question of its own, or contact details, not a detail of the last question
             return await ActionAnswer().run(dispatcher, tracker, domain)
         previous_entities: list[dict] = []
         for event in reversed(tracker.events):
@@ -380,6 +395,9 @@ class ActionStartThresholdCheck(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        contact = contact_reply(dispatcher, tracker)  # a bare phone number is no amount to check
+        if contact is not None:
+            return [*contact, SlotSet("threshold_check", False)]
         if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text)):
             events: list[EventType] = [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
             # From the button the amount is the last question's; otherwise the request's own ("kolla 700 000 kr").
@@ -401,7 +419,8 @@ class ActionRouteHuman(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if explicit_request(tracker.latest_message.get("text") or "", _HUMAN_REQUEST):
-            return [SlotSet("handoff_requested", True)]  # the rules continue with human_form
+            # The rules continue with human_form.
+            return [*start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True)]
         events = await ActionAnswer().run(dispatcher, tracker, domain)
         return [*events, SlotSet("handoff_requested", False)]
 
@@ -436,47 +455,133 @@ class ActionCheckThreshold(Action):
 
 
 # -- asking for a person -------------------------------------------------------------------------
-# Bounded and anchored at token starts: linear time on any input (an unbounded version took
-# seconds on a 40,000-character message). Contact answers are read from their first 500 characters.
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,6}")
-_PHONE = re.compile(r"(?<![\d+])\+?\d[\d\s-]{6,18}\d")
-CONTACT_CHARS = 500
+# The hand-over: consent text (what is stored, who reads it, how long, when to expect a reply), the
+# question (the last one asked, or asked for), the contact, then a summary with send / change / cancel.
+# Only an explicit cancel cancels; only a confirmed summary is stored, and only a stored one is called sent.
+_EMAIL, _PHONE, CONTACT_CHARS = handoff.EMAIL, handoff.PHONE, handoff.CONTACT_CHARS
+HANDOFF_SLOTS = ("handoff_question", "handoff_contact", "handoff_confirm")
+
+
+def start_handoff(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """The consent text, and the form's slots set for a new request: the question is the last one asked
+    (if any), a contact the user just wrote (offered with "is this your contact?") comes along."""
+    lang = language(tracker)
+    dispatcher.utter_message(text=texts.handoff_consent(lang, get_runtime().settings.handoff_terms(lang)))
+    return [SlotSet("handoff_question", tracker.get_slot("last_question") or None),
+            SlotSet("handoff_contact", tracker.get_slot("handoff_contact_offer") or None),
+            SlotSet("handoff_confirm", None), SlotSet("handoff_cancelled", None),
+            SlotSet("handoff_contact_offer", None)]
+
+
+def cancel_handoff() -> dict[str, Any]:
+    """What a form validation returns on an explicit cancel: the form ends (requested slot none) and
+    action_submit_handoff, which the rules run next, says that nothing was sent."""
+    return {"handoff_cancelled": True, "requested_slot": None}
+
+
+class ActionStartHandoff(Action):
+    """Yes to the offer of a person (after an unanswered question): the consent text, then the form."""
+
+    def name(self) -> str:
+        return "action_start_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        return start_handoff(dispatcher, tracker)
 
 
 class ValidateHumanForm(FormValidationAction):
     def name(self) -> str:
         return "validate_human_form"
 
-    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
-                             domain: DomainDict) -> list[str]:
-        if tracker.get_slot("last_question"):
-            return [s for s in domain_slots if s != "handoff_question"]
-        return domain_slots
-
     async def validate_handoff_question(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                         domain: DomainDict) -> dict[str, Any]:
         text = str(value or "").strip()
+        if handoff.is_cancel(text):
+            return {"handoff_question": None, **cancel_handoff()}
         return {"handoff_question": text if len(text) >= 3 else None}
 
     async def validate_handoff_contact(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                        domain: DomainDict) -> dict[str, Any]:
-        text = str(value or "")[:CONTACT_CHARS]
-        m = _EMAIL.search(text) or _PHONE.search(text)
-        if not m:
-            dispatcher.utter_message(text=texts.invalid_contact(language(tracker)))
-            return {"handoff_contact": None}
-        return {"handoff_contact": m.group(0).strip()}
+        text = str(value or "")
+        if handoff.is_cancel(text):
+            return {"handoff_contact": None, **cancel_handoff()}
+        # Nothing valid: the slot stays empty and the form asks again (action_ask_handoff_contact explains).
+        return {"handoff_contact": handoff.find_contact(text)}
+
+    async def validate_handoff_confirm(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                       domain: DomainDict) -> dict[str, Any]:
+        text = str(value or "")
+        chosen = handoff.choice(text)
+        if chosen == handoff.CANCEL:
+            return {"handoff_confirm": None, **cancel_handoff()}
+        if chosen == handoff.SEND:
+            return {"handoff_confirm": handoff.SEND}
+        if chosen == handoff.CHANGE_QUESTION:  # the form asks for the question again, then shows the summary
+            return {"handoff_confirm": None, "handoff_question": None}
+        if chosen == handoff.CHANGE_CONTACT:
+            return {"handoff_confirm": None, "handoff_contact": None}
+        contact = handoff.contact_only(text)
+        if contact:  # a new address written straight at the summary: taken, and the summary shown again
+            return {"handoff_confirm": None, "handoff_contact": contact}
+        dispatcher.utter_message(text=texts.handoff_choose(language(tracker)))
+        return {"handoff_confirm": None}
+
+
+class ActionAskHandoffQuestion(Action):
+    def name(self) -> str:
+        return "action_ask_handoff_question"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        dispatcher.utter_message(text=texts.handoff_ask_question(lang), buttons=[texts.cancel_button(lang)])
+        return []
+
+
+class ActionAskHandoffContact(Action):
+    """The request for a contact; asked again (the form's requested slot is already the contact) it says
+    what was wrong and what is expected."""
+
+    def name(self) -> str:
+        return "action_ask_handoff_contact"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        requested = tracker.get_slot("requested_slot")
+        text = texts.handoff_ask_contact(lang, again=requested == "handoff_contact",
+                                         changing=requested == "handoff_confirm")
+        dispatcher.utter_message(text=text, buttons=[texts.cancel_button(lang)])
+        return []
+
+
+class ActionAskHandoffConfirm(Action):
+    """The summary of what will be sent, with send / change the question / change the contact / cancel."""
+
+    def name(self) -> str:
+        return "action_ask_handoff_confirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        question = tracker.get_slot("handoff_question") or tracker.get_slot("last_question") or ""
+        dispatcher.utter_message(text=texts.handoff_summary(lang, question, tracker.get_slot("handoff_contact") or ""),
+                                 buttons=texts.handoff_summary_buttons(lang))
+        return []
 
 
 class ActionSubmitHandoff(Action):
+    """After the form: stored only when the summary was confirmed; the user is told it was sent only
+    after the write succeeded. A cancelled form says that nothing was sent."""
+
     def name(self) -> str:
         return "action_submit_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
+        clear = [SlotSet(s, None) for s in HANDOFF_SLOTS]
+        if tracker.get_slot("handoff_confirm") != handoff.SEND:
+            dispatcher.utter_message(text=texts.handoff_cancelled(lang))
+            return [*clear, SlotSet("handoff_cancelled", True)]
         question = tracker.get_slot("handoff_question") or tracker.get_slot("last_question") or ""
         contact = tracker.get_slot("handoff_contact")
-        clear = [SlotSet("handoff_question", None), SlotSet("handoff_contact", None)]
         try:
             reference = get_runtime().inbox.add_handoff(tracker.sender_id, question, contact, lang,
                                                         client=client_of(tracker))
@@ -488,8 +593,24 @@ class ActionSubmitHandoff(Action):
             log.exception("could not store a hand-over request")
             dispatcher.utter_message(text=texts.handoff_failed(lang))
             return clear
-        dispatcher.utter_message(text=texts.handoff_confirmed(lang, contact, reference))
-        return clear
+        dispatcher.utter_message(text=texts.handoff_sent(lang, contact, reference,
+                                                         get_runtime().settings.handoff_terms(lang)))
+        return [*clear, SlotSet("handoff_cancelled", None)]
+
+
+def contact_reply(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType] | None:
+    """A message that is only an e-mail address or phone number is no question for the documents: the
+    user is told what it looks like (and that a cancelled request was not sent) and offered a person,
+    with that contact kept for the request. None when the message is something else."""
+    text = tracker.latest_message.get("text") or ""
+    contact = handoff.contact_only(text)
+    if contact is None:
+        return None
+    lang = language(tracker)
+    dispatcher.utter_message(text=texts.contact_without_request(lang, contact, bool(tracker.get_slot("handoff_cancelled"))),
+                             buttons=texts.contact_offer_buttons(lang))
+    # "answered: false" makes "ja"/"nej" answer this offer, as after an unanswered question (bot/data/rules.yml).
+    return [SlotSet("handoff_contact_offer", contact), SlotSet("handoff_cancelled", None), SlotSet("answered", False)]
 
 
 # -- every message -------------------------------------------------------------------------------
@@ -502,6 +623,11 @@ class ValidateSlotMappings(ValidationAction):
     async def extract_language(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
         text = tracker.latest_message.get("text") or ""
-        if text.startswith("/"):  # a button payload says nothing about the language
-            return {}
-        return {"language": detect_language(text, tracker.get_slot("language"))}
+        previous = tracker.get_slot("language")
+        if text.startswith("/"):  # a button payload says nothing about the language; the page's may
+            lang = page_language(tracker)
+            return {"language": lang} if lang and not previous else {}
+        if previous and (tracker.active_loop or {}).get("name") == "human_form":
+            return {}  # a hand-over is finished in the language it began in ("ok", "yes", a name, a number)
+        # An e-mail address's or phone number's words ("anna@example.se") say nothing of the language.
+        return {"language": detect_language(handoff.without_contacts(text), previous or page_language(tracker))}

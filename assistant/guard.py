@@ -366,14 +366,17 @@ FEEDBACK_REASONS = ("wrong_source", "not_answered", "outdated")
 
 
 def allowed_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
-    """What a client (the web chat page, a REST caller) may attach to a message: only ``feedback_for``
+    """What a client (the web chat page, a REST caller) may attach to a message: ``feedback_for``
     (the answer a 👍/👎 is about: ``question`` text, ``paragraph_ids``, ``reason``), each field checked
-    for type and size; anything else is dropped (after :func:`cap_metadata`). The actions still trust
-    none of it: they only select among the conversation's own messages and citations."""
+    for type and size, and ``lang`` ("sv" or "en": the page's interface language, which a button click
+    such as "/request_human" answers in when the conversation has no language yet); anything else is
+    dropped (after :func:`cap_metadata`). The actions still trust none of it: they only select among
+    the conversation's own messages and citations."""
     metadata = cap_metadata(metadata, limit)
+    lang = {"lang": metadata["lang"]} if metadata.get("lang") in ("sv", "en") else {}
     target = metadata.get("feedback_for")
     if not isinstance(target, dict):
-        return {}
+        return lang
     out: dict = {}
     question = target.get("question")
     if isinstance(question, str) and 0 < len(question) <= MAX_MESSAGE_CHARS:
@@ -383,7 +386,7 @@ def allowed_metadata(metadata: Any, limit: int = MAX_METADATA_BYTES) -> dict:
         out["paragraph_ids"] = [i for i in ids if isinstance(i, str) and 0 < len(i) <= 100][:10]
     if target.get("reason") in FEEDBACK_REASONS:
         out["reason"] = target["reason"]
-    return {"feedback_for": out}
+    return {"feedback_for": out, **lang}
 
 
 def language_of(text: Any) -> str:

@@ -51,6 +51,27 @@ class AssistantSettings(Settings):
     redis_url: SecretStr | None = Field(None, description="redis://:password@host:port/db: Rasa's lock store, the "
                                         "web chat's socket.io messages across Rasa replicas, and the rate limits "
                                         "counted for all replicas together (unset: one Rasa process, limits per process)")
+    # What a person who asks for a human is told before giving contact details (texts, in each language).
+    handoff_reply_time: str = Field("inom två arbetsdagar", min_length=1, max_length=200,
+                                    description="When staff answer a request for a person (Swedish)")
+    handoff_reply_time_en: str = Field("within two working days", min_length=1, max_length=200,
+                                       description="The same, in English")
+    handoff_staff: str = Field("personalen på navet eller kommunen som driver tjänsten", min_length=1, max_length=200,
+                               description="Who reads requests for a person (Swedish)")
+    handoff_staff_en: str = Field("the staff of the hub or municipality that runs this service", min_length=1,
+                                  max_length=200, description="The same, in English")
+    handoff_retention: str = Field("tills ärendet är avslutat, och högst 12 månader", min_length=1, max_length=200,
+                                   description="How long a request is kept (Swedish; set it to your routine)")
+    handoff_retention_en: str = Field("until the request is closed, and at most 12 months", min_length=1,
+                                      max_length=200, description="The same, in English")
+
+    def handoff_terms(self, language: str):
+        """The settings' part of the hand-over texts, in ``language``."""
+        from .texts import HandoffTerms
+
+        if language == "en":
+            return HandoffTerms(self.handoff_reply_time_en, self.handoff_staff_en, self.handoff_retention_en)
+        return HandoffTerms(self.handoff_reply_time, self.handoff_staff, self.handoff_retention)
 
     def inbox_limits(self):
         from .inbox import InboxLimits

@@ -5,7 +5,7 @@ Bot messages avoid blank lines because Rasa's REST channel splits a text at "\\n
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from .language import ENGLISH
@@ -138,13 +138,6 @@ def feedback_thanks(language: str, good: bool) -> str:
             "Skriv ”prata med en person” om du vill ha hjälp av en människa.")
 
 
-def handoff_confirmed(language: str, contact: str, reference: int) -> str:
-    if _en(language):
-        return (f"Thank you. Your question has been passed on (reference {reference}); a person will contact "
-                f"you at {contact}.")
-    return (f"Tack! Din fråga är vidarebefordrad (ärende {reference}). En person hör av sig till dig på {contact}.")
-
-
 def handoff_limited(language: str) -> str:
     if _en(language):
         return ("You have already sent several requests to talk to a person in the last hour; staff will get back "
@@ -161,13 +154,133 @@ def handoff_failed(language: str) -> str:
             "oss direkt.")
 
 
-def invalid_contact(language: str) -> str:
-    if _en(language):
-        return "That does not look like an e-mail address or phone number. Please write one of them."
-    return "Det ser inte ut som en e-postadress eller ett telefonnummer. Skriv gärna något av dem."
-
-
 def invalid_amount(language: str) -> str:
     if _en(language):
         return "I could not read an amount there. Write it in kronor, for example “700 000 kr” or “1,2 miljoner”."
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
+
+
+# -- asking for a person ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandoffTerms:
+    """What the service's operator sets (AssistantSettings.handoff_terms): when staff answer, who reads
+    the request, how long it is kept; in the language of the texts they go into."""
+    reply_time: str
+    staff: str
+    retention: str
+
+
+def handoff_consent(language: str, terms: HandoffTerms) -> str:
+    """Said before any contact detail is asked for: what is stored, who reads it, how long, when to expect a reply."""
+    if _en(language):
+        return (f"I can pass your question on to a person. Before you give your contact details: what is sent is "
+                f"your question, this conversation and the contact details you give. They are read only by "
+                f"{terms.staff}, and kept {terms.retention}. You can expect a reply {terms.reply_time}. "
+                "You will see a summary before anything is sent, and you can cancel at any time.")
+    return (f"Jag kan skicka din fråga vidare till en person. Innan du lämnar dina kontaktuppgifter: det som skickas "
+            f"är din fråga, den här konversationen och kontaktuppgiften du lämnar. Uppgifterna läses bara av "
+            f"{terms.staff} och sparas {terms.retention}. Du kan räkna med svar {terms.reply_time}. "
+            "Du får se en sammanfattning innan något skickas, och du kan avbryta när du vill.")
+
+
+def cancel_button(language: str) -> dict:
+    title = "Cancel" if _en(language) else "Avbryt"
+    return {"title": title, "payload": title}
+
+
+def handoff_ask_question(language: str) -> str:
+    if _en(language):
+        return "What is your question? Write it in a sentence or two, so the person can prepare an answer."
+    return "Vad gäller din fråga? Skriv den med en mening eller två, så att personen kan förbereda ett svar."
+
+
+def handoff_ask_contact(language: str, again: bool = False, changing: bool = False) -> str:
+    """The request for an e-mail address or phone number; ``again`` after something that was neither
+    (it explains what is expected), ``changing`` after "change the contact" at the summary."""
+    if _en(language):
+        if again:
+            return ("That does not look like a complete e-mail address or phone number, so I have not sent anything "
+                    "yet. Write an e-mail address such as name@example.com, or a phone number with its area code "
+                    "such as 070-123 45 67. If you would rather not leave contact details, choose Cancel.")
+        if changing:
+            return "Write the e-mail address or phone number they should use instead."
+        return "How can they reach you? Write an e-mail address or a phone number."
+    if again:
+        return ("Det där ser inte ut som en hel e-postadress eller ett telefonnummer, så jag har inte skickat något "
+                "än. Skriv en e-postadress som namn@exempel.se, eller ett telefonnummer med riktnummer som "
+                "070-123 45 67. Vill du inte lämna någon kontaktuppgift kan du välja Avbryt.")
+    if changing:
+        return "Skriv den e-postadress eller det telefonnummer de ska använda i stället."
+    return "Hur når vi dig? Skriv en e-postadress eller ett telefonnummer."
+
+
+def handoff_summary(language: str, question: str, contact: str) -> str:
+    """What will be sent, before it is: the question, the contact, and that the conversation goes along."""
+    question = question if len(question) <= 600 else question[:599] + "…"
+    if _en(language):
+        return ("This is what will be sent to the staff:\n"
+                f"Question: “{question}”\n"
+                f"Contact: {contact}\n"
+                "This conversation is included so they can see what you have already been told. Shall I send it?")
+    return ("Det här skickas till personalen:\n"
+            f"Fråga: ”{question}”\n"
+            f"Kontakt: {contact}\n"
+            "Den här konversationen följer med så att de ser vad du redan fått veta. Ska jag skicka den?")
+
+
+def handoff_summary_buttons(language: str) -> list[dict]:
+    titles = (("Send to the staff", "Change the question", "Change the contact", "Cancel") if _en(language) else
+              ("Skicka till personalen", "Ändra frågan", "Ändra kontaktuppgiften", "Avbryt"))
+    return [{"title": t, "payload": t} for t in titles]
+
+
+def handoff_choose(language: str) -> str:
+    """At the summary, after a message that is no choice."""
+    if _en(language):
+        return ("I have not sent anything yet. Choose “Send to the staff”, change the question or the contact, "
+                "or Cancel.")
+    return ("Jag har inte skickat något än. Välj ”Skicka till personalen”, ändra frågan eller kontaktuppgiften, "
+            "eller Avbryt.")
+
+
+def handoff_cancelled(language: str) -> str:
+    if _en(language):
+        return ("OK, I have cancelled the request: nothing was sent and your contact details were not saved. "
+                "Ask me anything else, or write “talk to a person” to start again.")
+    return ("Okej, jag har avbrutit förfrågan: inget skickades och dina kontaktuppgifter sparades inte. "
+            "Fråga gärna något annat, eller skriv ”prata med en person” för att börja om.")
+
+
+def handoff_sent(language: str, contact: str, reference: int, terms: HandoffTerms) -> str:
+    """Only after the request is stored."""
+    if _en(language):
+        return (f"Sent. Your question has been passed on to the staff (reference {reference}). They will reply "
+                f"{terms.reply_time} at {contact}, and their reply will also appear here in the chat.")
+    return (f"Skickat! Din fråga har gått vidare till personalen (ärende {reference}). De svarar {terms.reply_time} "
+            f"på {contact}, och svaret visas också här i chatten.")
+
+
+def contact_without_request(language: str, contact: str, cancelled: bool) -> str:
+    """A message that is only an e-mail address or phone number, with no request for a person open."""
+    if _en(language):
+        lead = ("You cancelled the request to talk to a person, so nothing has been sent. " if cancelled else
+                f"That looks like contact details ({contact}), not a question. ")
+        return lead + "Would you like a person to contact you there about your question?"
+    lead = ("Du avbröt förfrågan om att prata med en person, så inget har skickats. " if cancelled else
+            f"Det där ser ut som en kontaktuppgift ({contact}), inte en fråga. ")
+    return lead + "Vill du att en person kontaktar dig där om din fråga?"
+
+
+def contact_offer_buttons(language: str) -> list[dict]:
+    if _en(language):
+        return [{"title": "Yes, talk to a person", "payload": "/request_human"},
+                {"title": "No thanks", "payload": "/deny"}]
+    return [{"title": "Ja, prata med en person", "payload": "/request_human"},
+            {"title": "Nej tack", "payload": "/deny"}]
+
+
+def staff_reply(language: str, author: str, text: str) -> str:
+    """A staff member's reply as delivered in Slack or Teams (the web chat shows its author itself)."""
+    if _en(language):
+        return f"Reply from {author} (staff), about your question to a person:\n{text}"
+    return f"Svar från {author} (personalen) på din fråga till en person:\n{text}"

@@ -1,4 +1,5 @@
-"""Client side of Rasa's HTTP API, as the staff inbox uses it (transcripts).
+"""Client side of Rasa's HTTP API, as the staff inbox uses it (transcripts, and staff replies to Slack
+and Teams users through bot/connectors/staff_reply.py).
 
 Rasa runs with ``--jwt-secret`` = ``ASSISTANT_RASA_API_TOKEN`` (set by ``bot.launch`` from the
 environment, never argv). The inbox sends a short-lived HS256 JWT as ``Authorization: Bearer`` whose
@@ -68,3 +69,36 @@ class TranscriptCache:
                 self._entries.pop(oldest, None)
             self._entries[sender_id] = (now, events)
         return events
+
+
+DELIVERED_CHANNELS = ("slack", "teams")  # conversations whose staff replies Rasa delivers; web chats poll
+
+
+class DeliveryError(Exception):
+    """A staff reply that Rasa could not deliver (the reply itself is stored)."""
+
+
+def deliver_staff_reply(rasa_url: str, secret: str | None, sender_id: str, author: str, text: str,
+                        timeout: float = 20.0) -> str | None:
+    """Send a staff reply to a Slack or Teams user through Rasa (the same connectors as the bot's
+    messages); the channel it went to, or None for conversations that get replies otherwise (web chat).
+    Raises DeliveryError when it could not be delivered."""
+    channel = sender_id.split(":", 1)[0]
+    if channel not in DELIVERED_CHANNELS:
+        return None
+    if not secret:
+        raise DeliveryError("Rasa's API secret is not configured")
+    token = rasa_api_jwt(secret, sender_id, role="staff_reply")
+    try:
+        response = httpx.post(f"{rasa_url.rstrip('/')}/webhooks/staff_reply/deliver", timeout=timeout,
+                              json={"sender_id": sender_id, "author": author, "text": text},
+                              headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"Rasa unreachable ({exc.__class__.__name__})") from exc
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = None
+        raise DeliveryError(f"{response.status_code} {detail or response.text[:200]}")
+    return channel

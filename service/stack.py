@@ -224,6 +224,8 @@ def write_credentials(s: StackSettings) -> Path:
         rest["token"] = "${ASSISTANT_REST_TOKEN}"
     channels: dict = {
         "bot.connectors.health.HealthInput": {},  # GET /health/live, /health/ready
+        # POST /webhooks/staff_reply/deliver: staff replies to Slack and Teams users (secret: ASSISTANT_RASA_API_TOKEN)
+        "bot.connectors.staff_reply.StaffReplyInput": {},
         "bot.connectors.rest.GuardedRestInput": rest,
         "bot.connectors.webchat.WebChatInput": {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered",
                                                 "cors_allowed_origins": ",".join(webchat_origins(s)),

@@ -52,7 +52,7 @@ from assistant.staffhelp import (MAX_ATTACHED, DraftMaker, StaffNameError, conve
                                  staff_payload)
 from index.questions import MAX_PARAGRAPH_ID_CHARS, StaffQuestionError
 
-from .rasa_api import TranscriptCache
+from .rasa_api import DeliveryError, TranscriptCache, deliver_staff_reply
 from .settings import ServiceSettings
 
 log = logging.getLogger("assistant.staff")
@@ -140,6 +140,9 @@ class GapReplyOut(BaseModel):
 class ReplyOut(BaseModel):
     id: int
     sender_id: str
+    # Slack and Teams users get the reply in their channel ("slack"/"teams"); web chats show it themselves.
+    delivered_to: str | None = None
+    delivery_error: str | None = None  # stored, but Slack/Teams did not get it (the reason)
 
 
 class Gap(BaseModel):
@@ -390,7 +393,12 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         stored = inbox().reply(request_id, body.author, body.text.strip(), cards, language)  # message + status together
         if stored is None:
             raise HTTPException(404, f"Ärende {request_id} finns inte.")
-        return ReplyOut(id=stored[0], sender_id=stored[1])
+        try:
+            channel = deliver_staff_reply(settings.rasa_url, rasa_secret, stored[1], body.author.strip(), body.text.strip())
+        except DeliveryError as exc:
+            log.warning("staff reply %s to %r stored but not delivered: %s", stored[0], stored[1], exc)
+            return ReplyOut(id=stored[0], sender_id=stored[1], delivery_error=str(exc))
+        return ReplyOut(id=stored[0], sender_id=stored[1], delivered_to=channel)
 
     def gap_reply(body: GapReplyIn, request: Request) -> int:
         """The reply to every conversation that asked this gap's question (each gets it in its own chat)."""
@@ -401,6 +409,10 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         cards = attach(body.question, language, body.citations, request)
         for sender_id in askers:
             inbox().add_staff_message(sender_id, body.author, body.text.strip(), cards, language)
+            try:  # Slack and Teams askers get it in their channel (web chats fetch it themselves)
+                deliver_staff_reply(settings.rasa_url, rasa_secret, sender_id, body.author.strip(), body.text.strip())
+            except DeliveryError as exc:
+                log.warning("gap reply to %r stored but not delivered: %s", sender_id, exc)
         return len(askers)
 
     def save_example(paragraph_id: str, question: str, language: str | None) -> ExampleOut:

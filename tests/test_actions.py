@@ -65,7 +65,8 @@ def tracker(text: str, intent: str = "ask_question", confidence: float = 0.9, sl
     latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": entities or []}
     all_slots = {"language": None, "last_question": None, "answered": None, "cited_ids": None, "shown_ids": None,
                  "amount": None, "purchase_kind": None, "buyer_kind": None, "handoff_question": None,
-                 "handoff_contact": None, **(slots or {})}
+                 "handoff_contact": None, "handoff_confirm": None, "handoff_cancelled": None,
+                 "handoff_contact_offer": None, "requested_slot": None, **(slots or {})}
     user_event = {"event": "user", "text": text, "parse_data": latest}
     return Tracker("user-1", all_slots, latest, [*(events or []), user_event], False, None,
                    {"name": active_loop} if active_loop else {}, "action_listen")
@@ -391,35 +392,164 @@ def test_threshold_check_for_bilaga2_uses_its_own_limits(runtime):
 
 
 # -- a person --------------------------------------------------------------------------------------
-def test_human_form_asks_for_the_question_only_when_there_is_none(runtime):
-    form = A.ValidateHumanForm()
-    slots = ["handoff_question", "handoff_contact"]
-    fresh = asyncio.run(form.required_slots(slots, CollectingDispatcher(), tracker("människa", "request_human"), {}))
-    after = asyncio.run(form.required_slots(slots, CollectingDispatcher(), tracker(
-        "människa", "request_human", slots={"last_question": "Vad är IOP?"}), {}))
-    assert fresh == slots and after == ["handoff_contact"]
+def test_hand_over_starts_with_the_consent_text_and_the_last_question(runtime):
+    messages, slots = run(A.ActionStartHandoff(), tracker("ja", "affirm", slots={
+        "last_question": "Vad är IOP?", "handoff_confirm": "send", "handoff_cancelled": True}))
+    [consent] = messages
+    text = consent["text"]
+    # What is stored, who reads it, how long, when to expect a reply (the settings' texts).
+    for part in ("din fråga", "den här konversationen", "kontaktuppgiften", "personalen på navet eller kommunen",
+                 "högst 12 månader", "inom två arbetsdagar", "avbryta"):
+        assert part in text, part
+    assert slots == {"handoff_question": "Vad är IOP?", "handoff_contact": None, "handoff_confirm": None,
+                     "handoff_cancelled": None, "handoff_contact_offer": None}
 
 
-def test_contact_must_be_an_email_or_phone(runtime):
-    form = A.ValidateHumanForm()
+def test_consent_texts_come_from_the_settings(runtime, monkeypatch):
+    monkeypatch.setattr(runtime.settings, "handoff_reply_time_en", "within one hour")
+    monkeypatch.setattr(runtime.settings, "handoff_staff_en", "the Falun hub")
+    messages, _ = run(A.ActionRouteHuman(), tracker("talk to a human", "request_human", slots={"language": "en"}))
+    assert "within one hour" in messages[0]["text"] and "the Falun hub" in messages[0]["text"]
+    assert "Swedish" not in messages[0]["text"] and "konversation" not in messages[0]["text"]
+
+
+def validate(form, slot: str, value: str, requested: str, lang: str = "sv") -> tuple[dict, list[dict]]:
     dispatcher = CollectingDispatcher()
-    t = tracker("x", "inform", active_loop="human_form")
-    assert asyncio.run(form.validate_handoff_contact("nej vet ej", dispatcher, t, {})) == {"handoff_contact": None}
-    assert "e-postadress" in dispatcher.messages[-1]["text"]
-    assert asyncio.run(form.validate_handoff_contact("mejla anna@example.se tack", dispatcher, t, {})) == {
+    t = tracker(value, "inform", active_loop="human_form", slots={"requested_slot": requested, "language": lang})
+    return asyncio.run(getattr(form, f"validate_{slot}")(value, dispatcher, t, {})), dispatcher.messages
+
+
+def test_a_typo_is_asked_again_and_only_an_explicit_cancel_cancels(runtime):
+    form = A.ValidateHumanForm()
+    for typo in ("inte en adress", "jon@", "070-12", "nej", "no", "vet inte"):
+        result, _ = validate(form, "handoff_contact", typo, "handoff_contact")
+        assert result == {"handoff_contact": None}, typo  # asked again, not cancelled
+    assert validate(form, "handoff_contact", "mejla anna@example.se tack", "handoff_contact")[0] == {
         "handoff_contact": "anna@example.se"}
-    assert asyncio.run(form.validate_handoff_contact("070-123 45 67", dispatcher, t, {})) == {
+    assert validate(form, "handoff_contact", "070-123 45 67", "handoff_contact")[0] == {
         "handoff_contact": "070-123 45 67"}
+    for cancel in ("avbryt", "Avbryt", "cancel", "Cancel!", "/deny", "glöm det"):
+        result, _ = validate(form, "handoff_contact", cancel, "handoff_contact")
+        assert result == {"handoff_contact": None, "handoff_cancelled": True, "requested_slot": None}, cancel
+        result, _ = validate(form, "handoff_question", cancel, "handoff_question")
+        assert result["handoff_cancelled"] is True and result["requested_slot"] is None
 
 
-def test_handoff_is_stored_and_confirmed(runtime):
-    messages, slots = run(A.ActionSubmitHandoff(), tracker("anna@example.se", "inform", slots={
-        "last_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se"}))
+def test_the_re_ask_explains_what_is_expected_and_offers_cancel(runtime):
+    ask = A.ActionAskHandoffContact()
+    first, _ = run(ask, tracker("/request_human", "request_human", slots={"requested_slot": None}))
+    again, _ = run(ask, tracker("jon@", "inform", slots={"requested_slot": "handoff_contact"}))
+    english, _ = run(ask, tracker("jon@", "inform", slots={"requested_slot": "handoff_contact", "language": "en"}))
+    assert first[0]["text"].startswith("Hur når vi dig?")
+    assert "namn@exempel.se" in again[0]["text"] and "070-123 45 67" in again[0]["text"]
+    assert "inte skickat något" in again[0]["text"]
+    assert again[0]["buttons"] == [{"title": "Avbryt", "payload": "Avbryt"}]
+    assert "name@example.com" in english[0]["text"] and english[0]["buttons"] == [{"title": "Cancel",
+                                                                                    "payload": "Cancel"}]
+
+
+def test_the_summary_shows_what_is_sent_with_its_choices(runtime):
+    messages, _ = run(A.ActionAskHandoffConfirm(), tracker("anna@example.se", "inform", slots={
+        "handoff_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se"}))
+    text = messages[0]["text"]
+    assert "Fråga: ”Hur skriver vi ett IOP-avtal?”" in text and "Kontakt: anna@example.se" in text
+    assert "konversationen följer med" in text
+    assert [b["title"] for b in messages[0]["buttons"]] == ["Skicka till personalen", "Ändra frågan",
+                                                            "Ändra kontaktuppgiften", "Avbryt"]
+    messages, _ = run(A.ActionAskHandoffConfirm(), tracker("anna@example.se", "inform", slots={
+        "language": "en", "handoff_question": "How do we write an IOP agreement?", "handoff_contact": "anna@example.se"}))
+    assert messages[0]["text"].startswith("This is what will be sent")
+    assert [b["title"] for b in messages[0]["buttons"]] == ["Send to the staff", "Change the question",
+                                                            "Change the contact", "Cancel"]
+
+
+def test_the_summary_choices(runtime):
+    form = A.ValidateHumanForm()
+    confirm = "handoff_confirm"
+    assert validate(form, confirm, "Skicka", confirm)[0] == {"handoff_confirm": "send"}
+    assert validate(form, confirm, "Send", confirm, "en")[0] == {"handoff_confirm": "send"}
+    assert validate(form, confirm, "ja", confirm)[0] == {"handoff_confirm": "send"}
+    assert validate(form, confirm, "Ändra frågan", confirm)[0] == {"handoff_confirm": None, "handoff_question": None}
+    assert validate(form, confirm, "Ändra kontaktuppgiften", confirm)[0] == {"handoff_confirm": None,
+                                                                              "handoff_contact": None}
+    assert validate(form, confirm, "Avbryt", confirm)[0]["handoff_cancelled"] is True
+    # A new address written at the summary replaces the old one (and the summary is shown again).
+    assert validate(form, confirm, "nej, det är bo@example.se", confirm)[0] == {"handoff_confirm": None,
+                                                                                 "handoff_contact": "bo@example.se"}
+    result, messages = validate(form, confirm, "hmm vet inte", confirm)
+    assert result == {"handoff_confirm": None} and "inte skickat något" in messages[0]["text"]
+    result, messages = validate(form, confirm, "nej", confirm, "en")  # "no" is not a cancel either
+    assert result == {"handoff_confirm": None} and "not sent anything" in messages[0]["text"]
+
+
+def test_handoff_is_stored_only_when_confirmed_and_then_called_sent(runtime):
+    slots = {"last_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se"}
+    messages, events = run(A.ActionSubmitHandoff(), tracker("Avbryt", "deny", slots={**slots, "handoff_cancelled": True}))
+    assert runtime.inbox.handoffs() == [] and "inget skickades" in messages[0]["text"]
+    # Neither confirmed nor cancelled (the form ended some other way): nothing is stored or claimed either.
+    messages, _ = run(A.ActionSubmitHandoff(), tracker("Skicka", "affirm", slots=slots))
+    assert runtime.inbox.handoffs() == [] and "Skickat" not in messages[0]["text"]
+    assert events == {"handoff_question": None, "handoff_contact": None, "handoff_confirm": None,
+                      "handoff_cancelled": True}
+    messages, events = run(A.ActionSubmitHandoff(), tracker("Skicka", "affirm", slots={
+        **slots, "handoff_confirm": "send"}))
     [request] = runtime.inbox.handoffs()
     assert (request.question, request.contact, request.status) == ("Hur skriver vi ett IOP-avtal?",
                                                                   "anna@example.se", "open")
-    assert f"ärende {request.id}" in messages[0]["text"]
-    assert slots == {"handoff_question": None, "handoff_contact": None}
+    text = messages[0]["text"]
+    assert f"ärende {request.id}" in text and "inom två arbetsdagar" in text and "anna@example.se" in text
+    assert events == {"handoff_question": None, "handoff_contact": None, "handoff_confirm": None,
+                      "handoff_cancelled": None}
+
+
+def test_english_hand_over_texts_stay_english(runtime):
+    slots = {"language": "en", "last_question": "How do we write an IOP agreement?",
+             "handoff_contact": "anna@example.se", "handoff_confirm": "send"}
+    messages, _ = run(A.ActionSubmitHandoff(), tracker("Send", "affirm", slots=slots))
+    assert messages[0]["text"].startswith("Sent.") and "within two working days" in messages[0]["text"]
+    assert "ärende" not in messages[0]["text"]
+    # The e-mail address's words ("example") do not switch a Swedish chat to English, nor the reverse.
+    language = A.ValidateSlotMappings()
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), tracker(
+        "anna.andersson@example.se", slots={"language": "sv"}), {})) == {"language": "sv"}
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), tracker(
+        "anna@exempel.se", slots={"language": "en"}), {})) == {"language": "en"}
+    # During the hand-over the language is kept ("yes" in a Swedish one stays Swedish).
+    t = tracker("yes", active_loop="human_form", slots={"language": "sv"})
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), t, {})) == {}
+
+
+def test_a_button_click_takes_the_pages_language_when_the_conversation_has_none(runtime):
+    def click(slots=None, lang="en"):
+        t = tracker("/request_human", "request_human", slots=slots)
+        t.latest_message["metadata"] = {"lang": lang}
+        return t
+
+    language = A.ValidateSlotMappings()
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click(), {})) == {"language": "en"}
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click({"language": "sv"}), {})) == {}
+    assert asyncio.run(language.extract_language(CollectingDispatcher(), click(lang="de"), {})) == {}
+    messages, _ = run(A.ActionRouteHuman(), click())
+    assert messages[0]["text"].startswith("I can pass your question on")
+    messages, _ = run(A.ActionRouteHuman(), click({"language": "sv"}))  # the conversation's language wins
+    assert messages[0]["text"].startswith("Jag kan skicka")
+
+
+def test_a_bare_email_is_never_searched_as_a_question(runtime):
+    for action in (A.ActionAnswer(), A.ActionStartThresholdCheck(), A.ActionChangeDetail()):
+        messages, slots = run(action, tracker("anna@example.se", "inform", slots={
+            "handoff_cancelled": True, "last_question": "Vad är IOP?"}))
+        [message] = messages
+        assert "custom" not in message or not message["custom"], action.name()
+        assert "avbröt förfrågan" in message["text"] and "inget har skickats" in message["text"]
+        assert {"title": "Ja, prata med en person", "payload": "/request_human"} in message["buttons"]
+        assert slots["handoff_contact_offer"] == "anna@example.se" and slots["answered"] is False
+    messages, _ = run(A.ActionAnswer(), tracker("070-123 45 67", "inform", slots={"language": "en"}))
+    assert "looks like contact details (070-123 45 67)" in messages[0]["text"]
+    # Taking the offer starts the hand-over with that contact already filled in.
+    _, slots = run(A.ActionStartHandoff(), tracker("/request_human", "request_human", slots={
+        "handoff_contact_offer": "anna@example.se"}))
+    assert slots["handoff_contact"] == "anna@example.se" and slots["handoff_contact_offer"] is None
 
 
 # -- every message ---------------------------------------------------------------------------------
@@ -476,10 +606,13 @@ def test_the_check_starts_on_an_explicit_request_and_takes_the_amount_along(runt
 
 def test_hand_over_starts_only_when_asked_for(runtime):
     action = A.ActionRouteHuman()
-    for request in ("prata med en person", "kan jag få prata med en riktig människa?", "talk to a human please",
-                    "/request_human"):
+    sv, en = "Jag kan skicka din fråga vidare", "I can pass your question on"
+    for request, consent in (("prata med en person", sv), ("kan jag få prata med en riktig människa?", sv),
+                             ("talk to a human please", en), ("/request_human", sv),
+                             ("I would like to talk to a person", en), ("jag skulle vilja prata med en person", sv)):
         messages, slots = run(action, tracker(request, "request_human"))
-        assert slots == {"handoff_requested": True} and messages == [], request
+        assert slots["handoff_requested"] is True and slots["handoff_confirm"] is None, request
+        assert [m["text"].startswith(consent) for m in messages] == [True], request
     messages, slots = run(action, tracker("vem ska jag prata med på kommunen om idéburet offentligt partnerskap?",
                                           "request_human"))
     assert slots["handoff_requested"] is False and messages[0]["custom"]["citations"]

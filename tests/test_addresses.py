@@ -238,6 +238,11 @@ def test_only_feedback_metadata_is_kept_and_checked():
                                      "reason": "outdated"}}
     assert guard.allowed_metadata({"feedback_for": {"reason": "=HYPERLINK()", "question": 12}}) == {"feedback_for": {}}
     assert guard.allowed_metadata({"blob": "x"}) == {} and guard.allowed_metadata("nonsense") == {}
+    # The page's interface language, "sv" or "en" only.
+    assert guard.allowed_metadata({"lang": "en", "blob": "x"}) == {"lang": "en"}
+    assert guard.allowed_metadata({"lang": "<b>", "feedback_for": {"reason": "outdated"}}) == {
+        "feedback_for": {"reason": "outdated"}}
+    assert guard.allowed_metadata({"lang": ["en"]}) == {}
     assert guard.allowed_metadata({"feedback_for": {"question": "x" * 3000}}) == {"feedback_for": {}}  # > a message
     assert guard.allowed_metadata({"feedback_for": {"question": "x" * 5000}}) == {}  # over the byte cap: dropped
 

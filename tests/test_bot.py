@@ -179,8 +179,10 @@ def test_multi_turn_conversation_over_rest(stack):
     assert "så jag vill inte gissa" in weather["text"]
 
     ask_contact = say(stack, me, "ja")
-    assert "e-postadress" in ask_contact[0]["text"]
-    confirmation = say(stack, me, "anna.andersson@example.se")
+    assert "e-postadress" in ask_contact[-1]["text"]
+    summary = say(stack, me, "anna.andersson@example.se")
+    assert "anna.andersson@example.se" in summary[0]["text"] and summary[0]["text"].startswith("Det här skickas")
+    confirmation = say(stack, me, "Skicka")
     assert "anna.andersson@example.se" in confirmation[0]["text"]
     [request] = [r for r in Inbox(stack.settings.inbox_db).handoffs() if r.sender_id == "rest:" + me]
     assert request.question == "Hur blir vädret i Stockholm i helgen?"

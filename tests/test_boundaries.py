@@ -571,11 +571,13 @@ def test_the_channel_file_carries_the_message_rate(tmp_path):
                              slack_signing_secret="s", teams_app_id="a", teams_app_password="p")
     channels = yaml.safe_load(write_credentials(settings).read_text(encoding="utf-8"))
     assert channels.pop("bot.connectors.health.HealthInput") == {}  # /health/*: takes no messages
+    assert channels.pop("bot.connectors.staff_reply.StaffReplyInput") == {}  # staff replies out: no user messages
     assert {name: c["messages_per_minute"] for name, c in channels.items()} == {
         "bot.connectors.rest.GuardedRestInput": 7, "bot.connectors.webchat.WebChatInput": 7,
         "bot.connectors.slack.CitingSlackInput": 7, "bot.connectors.teams.TeamsInput": 7}
     docker = yaml.safe_load((ROOT / "docker" / "credentials.yml").read_text(encoding="utf-8"))
     assert docker.pop("bot.connectors.health.HealthInput") == {}  # the probes' /health/ready
+    assert docker.pop("bot.connectors.staff_reply.StaffReplyInput") == {}
     assert docker and all(c["messages_per_minute"] == 20 for c in docker.values())
 
 

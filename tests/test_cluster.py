@@ -98,9 +98,11 @@ def test_a_conversation_alternating_between_replicas_keeps_its_context(cluster):
     weather = custom_of(say(b, me, "Hur blir vädret i Stockholm i helgen?"))
     assert weather["coverage"] == "none"
     ask_contact = say(a, me, "ja")  # accepts the offer the other replica made: the hand-over form starts
-    assert "e-postadress" in ask_contact[0]["text"]
-    confirmation = say(b, me, "anna.andersson@example.se")  # the form continues on the other replica
-    assert "anna.andersson@example.se" in confirmation[0]["text"]
+    assert "e-postadress" in ask_contact[-1]["text"]
+    summary = say(b, me, "anna.andersson@example.se")  # the form continues on the other replica
+    assert "anna.andersson@example.se" in summary[0]["text"]
+    confirmation = say(a, me, "Skicka")  # and is confirmed on the first one
+    assert "anna.andersson@example.se" in confirmation[0]["text"] and "ärende" in confirmation[0]["text"]
     # The request is in the inbox on PostgreSQL, with the question asked two turns earlier.
     [request] = [r for r in Inbox(cluster.settings.inbox_db).handoffs() if r.sender_id == "rest:" + me]
     assert request.question == "Hur blir vädret i Stockholm i helgen?"

@@ -221,6 +221,8 @@ def test_channel_file_has_no_plain_rest_channel_and_no_secrets(tmp_path):
     webchat = channels["bot.connectors.webchat.WebChatInput"]
     assert webchat["session_secret"] == "${ASSISTANT_WEBCHAT_SECRET}"
     assert channels.pop("bot.connectors.health.HealthInput") == {}  # /health/*: takes no messages
+    # Staff replies out to Slack/Teams: no user messages in; its secret comes from the environment.
+    assert channels.pop("bot.connectors.staff_reply.StaffReplyInput") == {}
     for block in channels.values():
         assert block["max_message_chars"] == 2000 and block["max_metadata_bytes"] == 4096
     for secret in (s.webchat_secret, s.rasa_api_token):

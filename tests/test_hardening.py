@@ -191,7 +191,7 @@ def test_a_refused_or_failed_hand_over_is_told_to_the_user(tmp_path, monkeypatch
     try:
         def submit(lang="sv"):
             slots = {"language": lang, "last_question": "Hur skriver vi ett IOP-avtal?",
-                     "handoff_contact": "anna@example.se"}
+                     "handoff_contact": "anna@example.se", "handoff_confirm": "send"}
             t = Tracker("web:abc", slots, {"text": "anna@example.se", "intent": {"name": "inform"}}, [], False,
                         None, {}, "action_listen")
             d = CollectingDispatcher()
@@ -201,7 +201,7 @@ def test_a_refused_or_failed_hand_over_is_told_to_the_user(tmp_path, monkeypatch
         assert "ärende 1" in submit()[0]
         text, events = submit()  # over this conversation's limit
         assert "redan skickat flera" in text and len(runtime.inbox.handoffs()) == 1
-        assert {e["name"] for e in events} == {"handoff_question", "handoff_contact"}
+        assert {e["name"] for e in events} == {"handoff_question", "handoff_contact", "handoff_confirm"}
         assert "already sent several" in submit("en")[0]
 
         def broken(*args, **kwargs):

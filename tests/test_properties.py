@@ -134,6 +134,21 @@ def test_contact_extraction_is_fast_on_any_text(text):
     fast(_PHONE.search, text)
 
 
+@LONG
+@given(user_text())
+@example("a" * 40_000 + "@")
+@example("avbryt " * 20_000)
+@example("1 " * 50_000)
+def test_hand_over_readers_are_fast_on_any_text(text):
+    """What the hand-over reads from a message (cancel, the summary's choice, a bare contact, the text
+    without contacts for the language) returns in time on any input."""
+    from assistant import handoff
+
+    for reader in (handoff.is_cancel, handoff.choice, handoff.contact_only, handoff.find_contact,
+                   handoff.without_contacts):
+        fast(reader, text)
+
+
 local_part = st.text("abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1, max_size=30).filter(
     lambda s: s[0].isalnum())
 label = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20).filter(

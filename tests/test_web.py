@@ -164,8 +164,9 @@ def test_staff_inbox_transcript_reply_and_refusal(browser, stack):
     user.get_by_role("button", name="Prata med en person").first.click()
     user.wait_for_function("document.querySelector('#log').innerText.includes('e-postadress')", timeout=30_000)
     ask(user, "kim@example.se")
-    # The bot's confirmation (stored by then), not the user's own bubble, which holds the address at once.
-    user.wait_for_function("[...document.querySelectorAll('.msg--bot')].some(m => m.innerText.includes('kim@example.se'))",
+    # The summary of what will be sent; the request is stored once it is confirmed ("Skickat!").
+    user.get_by_role("button", name="Skicka till personalen").click(timeout=30_000)
+    user.wait_for_function("[...document.querySelectorAll('.msg--bot')].some(m => m.innerText.includes('Skickat!'))",
                            timeout=30_000)
     session = web_sender(user.evaluate("localStorage.getItem('procurement-assistant-session')"))
 

@@ -431,7 +431,9 @@
   }
 
   function deliver(message) {
-    socket.emit("user_uttered", { message: message.text, customData: message.options.metadata || {} });
+    /* The interface language goes along: a button click ("/request_human") has no words to tell it by. */
+    var data = Object.assign({ lang: lang }, message.options.metadata || {});
+    socket.emit("user_uttered", { message: message.text, customData: data });
   }
 
   document.getElementById("retry").addEventListener("click", function () {

@@ -250,7 +250,7 @@ class TeamsOutput(OutputChannel):
         self.url = f"{service_url.rstrip('/')}/v3/conversations/{conversation['id']}/activities"
         self.reply_to = reply_to
 
-    async def _send(self, recipient_id: Text, activity: Dict[Text, Any]) -> None:
+    async def _send(self, recipient_id: Text, activity: Dict[Text, Any]) -> bool:
         if recipient_id.startswith("teams:"):  # our conversation id; the Bot Framework wants the user's own id
             recipient_id = recipient_id[len("teams:"):]
         data = {"type": "message", "recipient": {"id": recipient_id}, "from": self.bot,
@@ -262,6 +262,12 @@ class TeamsOutput(OutputChannel):
             async with session.post(self.url, json=data, headers=headers) as resp:
                 if resp.status >= 300:
                     logger.error("Bot Framework refused a reply: %s %s", resp.status, await resp.text())
+                    return False
+                return True
+
+    async def deliver_text(self, recipient_id: Text, text: Text) -> bool:
+        """A plain-text message outside a turn (a staff reply); True when the Bot Framework took it."""
+        return await self._send(recipient_id, {"text": text, "textFormat": "plain"})
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         custom = message.get("custom")
@@ -281,6 +287,19 @@ class TeamsOutput(OutputChannel):
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         await self._send(recipient_id, json_message)
+
+
+def conversation_reference(activity: Dict[Text, Any]) -> Dict[Text, Any]:
+    """What a later message to this user needs (a staff reply from the inbox, bot/connectors/staff_reply.py),
+    kept in the tracker with the user's message: the serviceUrl (already allowed and signed for), the
+    conversation and the bot's account, their ids and names only."""
+    def pick(value: Any, keys: Sequence[Text]) -> Dict[Text, Any]:
+        value = value if isinstance(value, dict) else {}
+        return {k: str(value[k])[:300] for k in keys if isinstance(value.get(k), (str, int))}
+
+    return {"teams": {"service_url": str(activity.get("serviceUrl"))[:2048],
+                      "conversation": pick(activity.get("conversation"), ("id", "tenantId", "conversationType")),
+                      "bot": pick(activity.get("recipient"), ("id", "name"))}}
 
 
 class TeamsInput(InputChannel):
@@ -359,7 +378,7 @@ class TeamsInput(InputChannel):
                 return response.text("", status=HTTPStatus.OK)
             await on_new_message(UserMessage(text=text, output_channel=out, sender_id=sender_id,
                                              input_channel=self.name(), metadata=guard.cap_metadata(
-                                                 self.get_metadata(request))))
+                                                 conversation_reference(activity))))
             return response.text("", status=HTTPStatus.OK)
 
         return webhook
