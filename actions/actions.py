@@ -72,6 +72,10 @@ _HUMAN_REQUEST = re.compile(
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
     re.IGNORECASE)
 _MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
+MAX_QUESTION_SCAN = 2000
+QUESTION_WORDS = frozenset(("vad", "hur", "när", "var", "vem", "vilken", "vilka", "vilket", "varför", "kan", "får",
+                            "måste", "bör", "ska", "what", "how", "when", "where", "who", "which", "why", "can",
+                            "could", "may", "must", "should", "do", "does", "is", "are"))
 _QUESTION_WORD = re.compile(r"^\s{0,5}(?:vem|vilken|vilka|vad|var|när|hur|who|which|what|where|when|how)\b", re.IGNORECASE)
 
 
@@ -83,6 +87,32 @@ def explicit_request(text: str, pattern: re.Pattern[str]) -> bool:
     if len(text) > EXPLICIT_CHARS or _QUESTION_WORD.match(text):
         return False
     return bool(pattern.match(text))
+
+
+SMALL_TALK_WORDS = 7  # a greeting, thanks or goodbye this long that asks something is a question
+SMALL_TALK_LONG = 12  # ... and longer than this, it is a question whatever it looks like
+
+
+def asks_something(text: str) -> bool:
+    """Whether a message the NLU read as small talk (greet, thank, goodbye, "are you a bot") asks
+    something: at least ``SMALL_TALK_WORDS`` words with a question mark or a question word ("Tack! Hur
+    länge får ett IOP pågå?"), or simply long ("We lost a tender. Can we ask to see the winning bid?").
+    "Hej, hur mår du?" stays small talk."""
+    text = (text or "").strip()
+    if text.startswith("/"):
+        return False
+    words = text[:MAX_QUESTION_SCAN].split()
+    if len(words) > SMALL_TALK_LONG:
+        return True
+    if len(words) < SMALL_TALK_WORDS:
+        return False
+    return "?" in text or any(w.strip(",.!:;").lower() in QUESTION_WORDS for w in words)
+
+
+def check_detail(text: str) -> bool:
+    """Whether ``text`` names something the amount check asks for: an amount, a kind of purchase or of buyer."""
+    return (parse_amount(text) is not None or _keyword_value(text, _PURCHASE_WORDS) is not None
+            or _keyword_value(text, _BUYER_WORDS) is not None)
 
 
 def bare_detail(text: str) -> bool:
@@ -384,6 +414,24 @@ class ValidateThresholdForm(FormValidationAction):
         return {"buyer_kind": kind}
 
 
+class ActionSmallTalk(Action):
+    """Greetings, thanks, goodbyes and "are you a bot": the short reply, unless the message also asks
+    something (see :func:`asks_something`), which is then answered first, as every question is."""
+
+    RESPONSES = {"greet": "utter_greet", "thank": "utter_thank", "goodbye": "utter_goodbye",
+                 "bot_challenge": "utter_iamabot"}
+
+    def name(self) -> str:
+        return "action_small_talk"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if asks_something(tracker.latest_message.get("text") or ""):
+            return await ActionAnswer().run(dispatcher, tracker, domain)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        dispatcher.utter_message(response=self.RESPONSES.get(intent, "utter_greet"))
+        return []
+
+
 class ActionStartThresholdCheck(Action):
     """check_amount: the form starts only on an explicit request (the button, or "kolla 700 000 kr");
     a question that mentions an amount or the limits is answered from the documents, with the check
@@ -398,7 +446,9 @@ class ActionStartThresholdCheck(Action):
         contact = contact_reply(dispatcher, tracker)  # a bare phone number is no amount to check
         if contact is not None:
             return [*contact, SlotSet("threshold_check", False)]
-        if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text)):
+        # A bare detail starts the check only when it is one the check asks for ("700 000 kr", "tjänster",
+        # "en kommun"): "idéburen organisation definition" is a question, answered like any other.
+        if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text) and check_detail(text)):
             events: list[EventType] = [SlotSet("threshold_check", True)]  # the rules continue with threshold_form
             # From the button the amount is the last question's; otherwise the request's own ("kolla 700 000 kr").
             amount = parse_amount((tracker.get_slot("last_question") or "") if text.startswith("/") else text)

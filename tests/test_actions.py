@@ -647,3 +647,31 @@ def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
     messages, _ = run(A.ActionAnswer(), tracker("Vem ska jag prata med om ett idéburet offentligt partnerskap?", "ask_iop"))
     assert messages[0]["custom"]["citations"]
     assert {"title": "Prata med en person", "payload": "/request_human"} in messages[0]["buttons"]
+
+
+# -- small talk that asks something, and details that are no amount ---------------------------------
+@pytest.mark.parametrize("text, asks", [
+    ("Hej!", False), ("Hej, hur mår du?", False), ("Tack så mycket för hjälpen!", False), ("hejdå", False),
+    ("Tack! Hur länge får ett IOP pågå enligt dokumenten?", True),
+    ("We lost a tender. Can we ask to see the winning bid and the evaluation?", True),
+    ("Hello, I run a small cooperative in Mora and we wonder about reserved contracts", True),
+    ("/greet", False),
+])
+def test_small_talk_that_asks_something_is_a_question(text, asks):
+    assert A.asks_something(text) is asks
+
+
+def test_a_goodbye_that_asks_something_is_answered_and_a_plain_one_is_not(runtime):
+    question = "Thanks, bye! One more thing though: what is an idéburet offentligt partnerskap?"
+    messages, slots = run(A.ActionSmallTalk(), tracker(question, "goodbye"))
+    assert messages[0]["custom"]["answered"] is True and slots["last_question"] == question
+    messages, slots = run(A.ActionSmallTalk(), tracker("Tack, hej då!", "goodbye"))
+    assert messages == [{"response": "utter_goodbye", **{k: v for k, v in messages[0].items() if k != "response"}}]
+    assert slots == {}
+
+
+def test_a_bare_detail_starts_the_amount_check_only_when_the_check_asks_for_it(runtime):
+    _, slots = run(A.ActionStartThresholdCheck(), tracker("700 000 kr", "inform"))
+    assert slots["threshold_check"] is True and slots["amount"] == 700_000.0
+    messages, slots = run(A.ActionStartThresholdCheck(), tracker("idéburen organisation definition", "inform"))
+    assert slots["threshold_check"] is False and messages[0]["custom"]["answered"] in (True, False)
