@@ -22,6 +22,9 @@ class ServiceSettings(AssistantSettings):
                            "swagger-ui-bundle-v2 package, no CDN); /openapi.json is always served")
     web_dir: ProjectPath = Field(PROJECT_ROOT / "web", description="The web chat page's files")
     inbox_token: SecretStr | None = Field(None, description="Login token of the staff inbox; unset = inbox off")
+    public_url: str = Field("", max_length=300, description="The address people use when a reverse proxy in front "
+                            "terminates TLS (https://chat.example.se): the inbox accepts its form posts from this "
+                            "origin, and its cookie is Secure when it is https. Empty = the address requests arrive at")
     inbox_secure_cookie: bool = Field(False, description="Mark the inbox cookie Secure (set true behind an HTTPS "
                                       "proxy; requests that arrive over https get it anyway)")
     inbox_session_hours: float = Field(12.0, gt=0, le=24 * 30, description="A staff login lasts this long (logout "
@@ -47,6 +50,19 @@ class ServiceSettings(AssistantSettings):
                                 "accept (bytes)")
     max_searches_in_flight: int = Field(8, ge=0, le=10_000, description="API requests (/api/…) in progress at once; "
                                         "past it a request gets 503 + Retry-After at once (0 = no limit)")
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip().rstrip("/")
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query or parts.fragment:
+            raise ValueError("ASSISTANT_PUBLIC_URL must be an origin like https://chat.example.se (no path)")
+        return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @field_validator("trusted_proxies")
     @classmethod

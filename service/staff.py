@@ -312,11 +312,17 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             throttle.failed(address(request))
         raise HTTPException(401, "Inloggning krävs.", headers={"WWW-Authenticate": "Bearer"})
 
+    def secure_cookie(request: Request) -> bool:
+        return (settings.inbox_secure_cookie or request.url.scheme == "https"
+                or settings.public_url.startswith("https://"))
+
     def same_origin(request: Request) -> None:
         """State-changing page routes: a browser's Origin, when sent, must be this service's own."""
         origin = request.headers.get("origin")
         own = f"{request.url.scheme}://{request.url.netloc}"
-        if origin is not None and origin != own:
+        # Behind a TLS-terminating proxy the browser's origin is the public https address, not the one
+        # the request arrives at (ASSISTANT_PUBLIC_URL).
+        if origin is not None and origin != own and (not settings.public_url or origin != settings.public_url):
             raise HTTPException(403, "Förfrågan kom från en annan webbplats.")
 
     rasa_secret = settings.rasa_api_token.get_secret_value() if settings.rasa_api_token else None
@@ -715,7 +721,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         response = RedirectResponse("/inbox?namnfel=1" if name.strip() and checked is None else "/inbox", status_code=303)
         response.set_cookie(COOKIE, sessions.create(checked), max_age=math.ceil(settings.inbox_session_hours * 3600),
                             httponly=True, samesite="strict", path="/",
-                            secure=settings.inbox_secure_cookie or request.url.scheme == "https")
+                            secure=secure_cookie(request))
         return response
 
     @app.post("/inbox/name", include_in_schema=False, dependencies=[Depends(same_origin), Depends(staff)])
@@ -731,7 +737,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         sessions.revoke(request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/inbox", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                               secure=settings.inbox_secure_cookie or request.url.scheme == "https")
+                               secure=secure_cookie(request))
         return response
 
     def signed(request: Request, text: str, author: str, cite: list[str], model=ReplyIn, **extra) -> Any:

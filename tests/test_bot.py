@@ -244,6 +244,20 @@ def test_a_question_that_mentions_talking_to_someone_is_answered(stack):
     assert "/request_human" in [b["payload"] for m in replies for b in m.get("buttons") or []]
 
 
+@pytest.mark.parametrize("message", [
+    "Thanks! One more thing: can a municipality reserve a contract for social enterprises only?",
+    "We lost a tender. Can we ask to see the winning bid and the evaluation?",
+    "idéburen organisation definition",
+])
+def test_small_talk_words_or_a_bare_phrase_never_replace_the_answer(stack, message):
+    """Whatever the NLU reads (thank, goodbye, inform), a message that asks something gets an answer
+    with a verdict: never only "Varsågod!", "Goodbye…" or the amount form's first question."""
+    replies = say(stack, "e2e-" + uuid.uuid4().hex[:8], message)
+    custom = custom_of(replies)
+    assert custom and custom["coverage"] in ("full", "partial", "none"), replies
+    assert not any("uppskattade värdet" in (m.get("text") or "") for m in replies)
+
+
 def test_conversation_survives_a_rasa_restart(stack):
     me = "e2e-" + uuid.uuid4().hex[:8]
     answer = custom_of(say(stack, me, "Vad är ett ramavtal?"))

@@ -82,3 +82,39 @@ def test_hostile_sender_ids_cannot_change_the_url_and_rasa_errors_stay_off_the_p
     assert victim["transcript"] == [] and victim["transcript_error"] == "Konversationen kunde inte hämtas från Rasa just nu."
     assert LEAK not in r.text and LEAK not in page.text and "abc123" not in page.text
     assert rows["web:ok"]["transcript_error"] is None
+
+
+@pytest.mark.parametrize("public_url, origin, allowed", [
+    ("https://chat.example.se", "https://chat.example.se", True),   # behind a TLS-terminating proxy
+    ("https://chat.example.se", "https://evil.example", False),
+    ("", "https://chat.example.se", False),                          # not configured: only its own address
+    ("", None, True),                                                # no Origin header (not a browser post)
+])
+def test_staff_can_log_in_behind_an_https_proxy_and_nowhere_else(tiny_index, fake_embedder, tmp_path,
+                                                                   public_url, origin, allowed):
+    from fastapi.testclient import TestClient
+
+    from index.search import SearchEngine
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(**{**tiny_index.model_dump(), "inbox_db": tmp_path / "inbox.sqlite3",
+                                  "inbox_token": STAFF, "public_url": public_url})
+    app = create_app(settings, engine_factory=lambda: SearchEngine.load(settings, fake_embedder))
+    with TestClient(app) as client:  # requests arrive as http://testserver, as from a proxy
+        r = client.post("/inbox/login", data={"token": STAFF}, follow_redirects=False,
+                        headers={"Origin": origin} if origin else {})
+    assert (r.status_code == 303) is allowed, r.status_code
+    if allowed:
+        assert ("secure" in r.headers["set-cookie"].lower()) is public_url.startswith("https://")
+
+
+def test_public_url_must_be_an_origin():
+    from pydantic import ValidationError
+
+    from service.settings import ServiceSettings
+
+    assert ServiceSettings(public_url="https://Chat.Example.se/").public_url == "https://chat.example.se"
+    for bad in ("chat.example.se", "https://chat.example.se/inbox", "ftp://x", "https://x?a=1"):
+        with pytest.raises(ValidationError):
+            ServiceSettings(public_url=bad)
