@@ -479,7 +479,7 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
         return draft_out(draft_for(r.question, conversation_language(r.language, r.question), request))
 
     @app.post("/api/inbox/requests/{request_id}/reply", response_model=ReplyOut, tags=["staff inbox"],
-              dependencies=[Depends(staff)])
+              dependencies=[Depends(same_origin), Depends(staff)])
     def api_reply(request_id: int, body: ReplyIn, request: Request) -> ReplyOut:
         """The reply, signed with `author`, and the citation cards of the paragraphs in `citations`."""
         return reply(request_id, body, request)
@@ -490,12 +490,14 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             raise HTTPException(404, "Frågan finns inte bland de obesvarade.")
         return draft_out(draft_for(question.strip(), conversation_language(None, question), request))
 
-    @app.post("/api/inbox/gaps/reply", response_model=GapReplyOut, tags=["staff inbox"], dependencies=[Depends(staff)])
+    @app.post("/api/inbox/gaps/reply", response_model=GapReplyOut, tags=["staff inbox"],
+              dependencies=[Depends(same_origin), Depends(staff)])
     def api_gap_reply(body: GapReplyIn, request: Request) -> GapReplyOut:
         """The reply to every conversation that asked this question (at most 200, newest first)."""
         return GapReplyOut(conversations=gap_reply(body, request))
 
-    @app.post("/api/inbox/examples", response_model=ExampleOut, tags=["staff inbox"], dependencies=[Depends(staff)])
+    @app.post("/api/inbox/examples", response_model=ExampleOut, tags=["staff inbox"],
+              dependencies=[Depends(same_origin), Depends(staff)])
     def api_example(body: ExampleIn) -> ExampleOut:
         """Save the request's (or gap's) question as an example question for the paragraph: appended to
         knowledge/questions/staff.jsonl and used by the search at once, without rebuilding the index."""

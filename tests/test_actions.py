@@ -502,6 +502,24 @@ def test_handoff_is_stored_only_when_confirmed_and_then_called_sent(runtime):
                       "handoff_cancelled": None}
 
 
+def test_hand_overs_count_against_the_web_chat_client_over_its_conversations(runtime):
+    from dataclasses import replace as with_limits
+
+    runtime.__dict__["inbox"] = Inbox(runtime.settings.inbox_db,
+                                      with_limits(runtime.settings.inbox_limits(), handoffs_per_client_hour=1))
+    slots = {"last_question": "Hur skriver vi ett IOP-avtal?", "handoff_contact": "anna@example.se",
+             "handoff_confirm": "send"}
+    texts = []
+    for n in range(2):
+        t = tracker("Skicka", "affirm", slots=slots)
+        t.sender_id = f"web:{n}"
+        t.latest_message["metadata"] = {"client": "tag-a"}
+        messages, _ = run(A.ActionSubmitHandoff(), t)
+        texts.append(messages[0]["text"])
+    assert [r.sender_id for r in runtime.inbox.handoffs()] == ["web:0"]
+    assert "Skickat" in texts[0] and "Skickat" not in texts[1]  # the second is told, not claimed sent
+
+
 def test_english_hand_over_texts_stay_english(runtime):
     slots = {"language": "en", "last_question": "How do we write an IOP agreement?",
              "handoff_contact": "anna@example.se", "handoff_confirm": "send"}

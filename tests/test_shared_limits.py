@@ -105,3 +105,17 @@ def test_a_slack_retry_that_reaches_another_replica_is_not_answered_twice(redis_
     assert [m["text"] for m in first["messages"]] == ["fråga"]
     assert [m["text"] for m in second["messages"]] == ["en annan fråga"]  # the retry was not processed again
     assert second["responses"][0]["headers"].get("x-slack-no-retry") == "1"
+
+
+def test_the_inbox_counts_a_client_in_redis_for_every_action_server(redis_server, tmp_path):
+    """Two action servers (two Inbox objects on one database and one Redis): a client's hand-overs are
+    counted together, so opening conversations on both replicas gets it no more."""
+    from assistant.inbox import Inbox, InboxLimited, InboxLimits
+
+    url, db = redis_server.url(5), tmp_path / "inbox.sqlite3"
+    a, b = (Inbox(db, InboxLimits(handoffs_per_client_hour=2), url) for _ in range(2))
+    a.add_handoff("web:1", "fråga", "a@example.se", "sv", client="tag-shared")
+    b.add_handoff("web:2", "fråga", "a@example.se", "sv", client="tag-shared")
+    with pytest.raises(InboxLimited):
+        a.add_handoff("web:3", "fråga", "a@example.se", "sv", client="tag-shared")
+    b.add_handoff("web:4", "fråga", "b@example.se", "sv", client="tag-other")

@@ -302,3 +302,20 @@ def test_page_posts_from_another_site_are_refused(inbox_app):
     r = client.post(f"/inbox/requests/{request_id}/example", data={"paragraph_id": sanctions_id(app)},
                     cookies={"inbox_session": cookie}, headers={"Origin": "https://evil.example"}, follow_redirects=False)
     assert r.status_code == 403
+
+
+def test_api_posts_with_the_session_cookie_from_another_site_are_refused(inbox_app):
+    """The JSON routes the inbox page calls refuse a foreign Origin too (not only SameSite)."""
+    client, _, inbox, app = inbox_app
+    request_id = inbox.add_handoff("web:a", QUESTION, "a@example.se", "sv")
+    cookie = login(client, "Lisa")
+    evil = {"Origin": "https://evil.example"}
+    for path, body in ((f"/api/inbox/requests/{request_id}/reply", {"text": "Hej", "author": "Lisa"}),
+                       ("/api/inbox/gaps/reply", {"question": QUESTION, "text": "Hej", "author": "Lisa"}),
+                       ("/api/inbox/examples", {"request_id": request_id, "paragraph_id": sanctions_id(app)})):
+        r = client.post(path, json=body, cookies={"inbox_session": cookie}, headers=evil)
+        assert r.status_code == 403, (path, r.status_code, r.text)
+    assert inbox.staff_messages("web:a") == []
+    ok = client.post(f"/api/inbox/requests/{request_id}/reply", json={"text": "Hej", "author": "Lisa"},
+                     headers=bearer())  # a server-to-server call without Origin still works
+    assert ok.status_code == 200
