@@ -358,7 +358,10 @@ class ActionFeedback(Action):
             log.warning("feedback not stored: %s", exc)
         except Exception:
             log.exception("could not store feedback")
-        dispatcher.utter_message(text=texts.feedback_thanks(language(tracker), good))
+        lang = language(tracker)
+        person = [] if good else [{"title": "Prata med en person" if lang == SWEDISH else "Talk to a person",
+                                   "payload": "/request_human"}]
+        dispatcher.utter_message(text=texts.feedback_thanks(lang, good), buttons=person)
         return []
 
 

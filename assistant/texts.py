@@ -89,11 +89,11 @@ def not_covered(language: str, missing: Sequence[str] = ()) -> str:
         head = (f"The documents I answer from do not cover {_names(missing, language)}, so I will not guess."
                 if missing else "I cannot find an answer to this in the documents I have, so I will not guess.")
         return (f"{head} I can answer questions about {TOPICS_EN}. "
-                "Would you like me to pass your question on to a person? Write “talk to a person”.")
+                "Would you like me to pass your question on to a person? Choose or write “talk to a person”.")
     head = (f"Dokumenten jag svarar utifrån tar inte upp {_names(missing, language)}, så jag vill inte gissa."
             if missing else "Det här hittar jag inget svar på i dokumenten jag har, så jag vill inte gissa.")
     return (f"{head} Jag kan svara på frågor om {TOPICS_SV}. "
-            "Vill du att jag skickar frågan vidare till en person? Skriv ”prata med en person”.")
+            "Vill du att jag skickar frågan vidare till en person? Välj eller skriv ”prata med en person”.")
 
 
 def no_more_results(language: str) -> str:
@@ -132,10 +132,10 @@ def feedback_thanks(language: str, good: bool) -> str:
     if _en(language):
         return ("Thank you, glad it helped." if good else
                 "Thank you for telling me. I have saved it so the team can improve the answers. "
-                "Write “talk to a person” if you want help from a human.")
+                "Choose or write “talk to a person” if you want help from a human.")
     return ("Tack, vad bra att det hjälpte." if good else
             "Tack för att du säger till. Jag har sparat det så att teamet kan förbättra svaren. "
-            "Skriv ”prata med en person” om du vill ha hjälp av en människa.")
+            "Välj eller skriv ”prata med en person” om du vill ha hjälp av en människa.")
 
 
 def handoff_limited(language: str) -> str:
@@ -204,7 +204,7 @@ def handoff_ask_contact(language: str, again: bool = False, changing: bool = Fal
                     "such as 070-123 45 67. If you would rather not leave contact details, choose Cancel.")
         if changing:
             return "Write the e-mail address or phone number they should use instead."
-        return "How can they reach you? Write an e-mail address or a phone number."
+        return "How can we reach you? Write an e-mail address or a phone number."
     if again:
         return ("Det där ser inte ut som en hel e-postadress eller ett telefonnummer, så jag har inte skickat något "
                 "än. Skriv en e-postadress som namn@exempel.se, eller ett telefonnummer med riktnummer som "

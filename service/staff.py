@@ -374,7 +374,9 @@ def add_staff_routes(app: FastAPI, settings: ServiceSettings, inbox: Callable[[]
             return maker
 
     def link_maker(request: Request) -> Callable[[str], str]:
-        base = str(request.base_url).rstrip("/")
+        # Links that leave the inbox (in the user's chat, Slack, Teams) use the public address when one is
+        # set: behind a reverse proxy the address the request arrived at is an internal one.
+        base = settings.public_url or str(request.base_url).rstrip("/")
         return lambda pid: f"{base}/p/{url_quote(pid, safe='')}"
 
     def draft_for(question: str, language: str, request: Request):

@@ -693,3 +693,12 @@ def test_a_bare_detail_starts_the_amount_check_only_when_the_check_asks_for_it(r
     assert slots["threshold_check"] is True and slots["amount"] == 700_000.0
     messages, slots = run(A.ActionStartThresholdCheck(), tracker("idéburen organisation definition", "inform"))
     assert slots["threshold_check"] is False and messages[0]["custom"]["answered"] in (True, False)
+
+
+def test_a_thumbs_down_offers_a_person_as_a_button(runtime):
+    t = tracker("/feedback_bad", "feedback_bad", slots={"last_question": "Vad är IOP?", "cited_ids": ["iop-1"]})
+    messages, _ = run(A.ActionFeedback(), t)
+    assert messages[0]["buttons"] == [{"title": "Prata med en person", "payload": "/request_human"}]
+    t = tracker("/feedback_good", "feedback_good", slots={"last_question": "Vad är IOP?", "language": "en"})
+    messages, _ = run(A.ActionFeedback(), t)
+    assert messages[0]["buttons"] == [] and "glad" in messages[0]["text"]

@@ -193,7 +193,7 @@ def test_a_teams_user_gets_the_staff_reply_in_teams(stack, fake_microsoft):
         return str(found[-1]["activity"])
 
     teams_says("talk to a person please", "What is your question?")
-    teams_says("Can an IOP with the municipality cover homework help?", "How can they reach you?")
+    teams_says("Can an IOP with the municipality cover homework help?", "How can we reach you?")
     teams_says("anna@example.com", "This is what will be sent")
     teams_says("Send", "Sent.")
     [request] = requests_of(stack, f"teams:{user}")

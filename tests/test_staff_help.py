@@ -319,3 +319,21 @@ def test_api_posts_with_the_session_cookie_from_another_site_are_refused(inbox_a
     ok = client.post(f"/api/inbox/requests/{request_id}/reply", json={"text": "Hej", "author": "Lisa"},
                      headers=bearer())  # a server-to-server call without Origin still works
     assert ok.status_code == 200
+
+
+def test_draft_links_use_the_public_address_behind_a_proxy(tiny_index, fake_embedder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from assistant.inbox import Inbox
+    from index.search import SearchEngine
+    from service.app import create_app
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(**{**tiny_index.model_dump(), "inbox_db": tmp_path / "inbox.sqlite3",
+                                  "inbox_token": STAFF, "public_url": "https://chat.example.se"})
+    request_id = Inbox(settings.inbox_db).add_handoff("web:a", "Vad är ett ramavtal?", "a@example.se", "sv")
+    app = create_app(settings, engine_factory=lambda: SearchEngine.load(settings, fake_embedder))
+    with TestClient(app) as client:  # the request arrives at http://testserver, as from the proxy
+        draft = client.get(f"/api/inbox/requests/{request_id}/draft", headers=bearer()).json()
+    pid = draft["citations"][0]["paragraph_id"]
+    assert f"https://chat.example.se/p/{pid}" in draft["text"] and "testserver" not in draft["text"]

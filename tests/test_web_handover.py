@@ -111,7 +111,7 @@ def test_the_hand_over_follows_the_interface_language(watched, stack):
     assert "within two working days" in consent.inner_text() and "this conversation" in consent.inner_text()
     assert page.locator(".msg--bot").last.get_by_role("button", name="Cancel").is_enabled()
     write(page, "Can a non-profit association sign an IOP with a region?")
-    wait_text(page, "How can they reach you?")
+    wait_text(page, "How can we reach you?")
     write(page, "anna.andersson@exempel.se")
     wait_text(page, "This is what will be sent to the staff")
     summary = page.locator(".msg--bot").last

@@ -86,6 +86,7 @@ def watched(browser, stack):  # noqa: F811
         contexts.append(context)
         page = context.new_page()
         page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+        page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))  # not reported as console errors
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("request", lambda r: problems.append(f"other host: {r.url}")
                 if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
