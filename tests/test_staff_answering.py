@@ -182,6 +182,9 @@ def test_staff_answer_a_hand_over_with_the_drafted_citations_in_under_a_minute(s
     assert "Hej Anna!" in reply.locator(".msg__text").inner_text()
     cards = reply.locator("details.cite")
     assert cards.count() == attached
+    # The text's source list (for Slack and Teams) is not repeated above the cards that show it.
+    shown = reply.locator(".msg__text").inner_text()
+    assert "/p/" not in shown and "Källor:" not in shown, shown
     summary = cards.first.locator("summary").inner_text()
     [stored] = inbox.staff_messages(sender)
     assert summary.startswith("[1]") and stored.citations[0]["title"] in summary

@@ -351,8 +351,43 @@
   /* -- waiting for a reply: dots at once, "still working" after a second, a retry on failure */
   /* A reply from hub staff: signed with the staff member's name, with the citation cards staff attached
      (the answer payload of assistant/payload.py, as for the bot's answers). */
+  /* A staff reply's text lists its sources for channels without cards ("[1] Titel (2019) – https://…/p/…").
+     Where the cards show them, those lines (and a "Källor:" heading left empty) are not repeated;
+     any other link in the text becomes clickable. */
+  var SOURCE_LINE = /^\[(\d{1,2})\] .{1,400} – https?:\/\/\S{1,300}\/p\/\S{1,200}$/;
+  var SOURCES_HEADING = /^(Källor|Sources):$/;
+
+  function staffText(text, citations) {
+    var numbers = (citations || []).map(function (c) { return String(c.number); });
+    var lines = String(text || "").split("\n").filter(function (line) {
+      var found = numbers.length ? SOURCE_LINE.exec(line) : null;
+      return !(found && numbers.indexOf(found[1]) >= 0);
+    });
+    return lines.filter(function (line, i) {
+      return !(SOURCES_HEADING.test(line) && (i + 1 >= lines.length || !lines[i + 1].trim()));
+    }).join("\n");
+  }
+
+  function linkified(text) {
+    var span = el("span", "msg__text");
+    String(text).split(/(https?:\/\/[^\s<>"]{1,400})/).forEach(function (part, i) {
+      if (i % 2) {
+        var a = el("a", null, part);
+        a.href = part;
+        a.target = "_blank";
+        a.rel = "noopener";
+        span.appendChild(a);
+      } else if (part) {
+        span.appendChild(document.createTextNode(part));
+      }
+    });
+    return span;
+  }
+
   function renderStaff(m) {
-    var bubble = addBubble("staff", m.text);
+    var bubble = addBubble("staff", "");
+    bubble.replaceChild(linkified(staffText(m.text, m.custom && m.custom.citations)),
+                        bubble.querySelector(".msg__text"));
     if (m.author) {
       var who = bubble.querySelector(".msg__who");
       who.removeAttribute("data-i18n");  /* the role inside carries the translation; the name stays */
