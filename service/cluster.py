@@ -73,7 +73,10 @@ def haproxy_config(bind_host: str, bind_port: int, replicas: list[tuple[str, str
     servers = "\n".join(f"    server {name} {host}:{port} check" for name, host, port in replicas)
     checks = ("    option httpchk GET /webhooks/rest/\n"
               "    http-check expect status 200\n"
-              "    default-server inter 2s fall 2 rise 2 maxconn 200\n")
+              # A connection refused marks the replica down at once (observe layer4): health checks take
+              # 4 s to notice a kill -9, and leastconn prefers the dead replica (it holds no connections),
+              # so both retries went to it and the request got 502.
+              "    default-server inter 2s fall 2 rise 2 maxconn 200 observe layer4 error-limit 1 on-error mark-down\n")
     return f"""# Written by python -m service.cluster; do not edit.
 global
     maxconn 4096

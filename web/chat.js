@@ -359,7 +359,7 @@
 
   function staffText(text, citations) {
     var numbers = (citations || []).map(function (c) { return String(c.number); });
-    var lines = String(text || "").split("\n").filter(function (line) {
+    var lines = String(text || "").split(/\r?\n/).filter(function (line) {  /* a form posts CRLF */
       var found = numbers.length ? SOURCE_LINE.exec(line) : null;
       return !(found && numbers.indexOf(found[1]) >= 0);
     });
