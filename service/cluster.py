@@ -100,6 +100,8 @@ defaults
     retries 2
     retry-on conn-failure empty-response
     option redispatch 1
+    # L7 retries resend the request from HAProxy's copy: keep the whole (small, capped) body first
+    option http-buffer-request
 
 listen stats
     bind 127.0.0.1:{stats_port}

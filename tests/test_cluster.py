@@ -46,6 +46,14 @@ def cluster(infra_dir, postgres_server, redis_server):
     c.stop()
 
 
+def busy_sessions(cluster) -> int:
+    """Requests HAProxy's REST backend is serving right now."""
+    import csv
+
+    rows = csv.DictReader(httpx.get(cluster.stats_url, timeout=2).text.lstrip("# ").splitlines())
+    return sum(int(r["scur"] or 0) for r in rows if r["pxname"] == "rasa" and r["svname"] == "BACKEND")
+
+
 def say(url: str, sender: str, message: str) -> list[dict]:
     response = httpx.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=90)
     assert response.status_code == 200, response.text
@@ -193,7 +201,13 @@ def test_kill_9_of_a_replica_mid_conversation_and_the_next_turn_continues(cluste
                for me in people]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    # Kill while both messages are in progress at the replicas (HAProxy's current sessions), not after a
+    # fixed pause: answers now take ~0.15 s, so a 0.3 s pause killed after both were answered, and the
+    # next turn raced the dying process instead (a request the kernel accepts while a killed process
+    # is torn down gets 502).
+    deadline = time.monotonic() + 10
+    while busy_sessions(cluster) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
     victim = cluster.replicas()[0]
     os.killpg(victim.popen.pid, signal.SIGKILL)
     killed = time.monotonic()

@@ -365,7 +365,7 @@
     });
     return lines.filter(function (line, i) {
       return !(SOURCES_HEADING.test(line) && (i + 1 >= lines.length || !lines[i + 1].trim()));
-    }).join("\n");
+    }).join("\n").replace(/\n{3,}/g, "\n\n");  /* no gap where the list was */
   }
 
   function linkified(text) {
