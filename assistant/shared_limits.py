@@ -49,21 +49,16 @@ return member
 WARN_EVERY = 60.0  # seconds between two warnings that Redis is unreachable
 
 
-class SharedRateLimiter:
-    """At most ``limit`` messages per ``window`` seconds per key, counted in Redis for every process
-    that uses the same ``name`` (see the module's docstring). ``limit`` <= 0 turns the limit off."""
+class _RedisKeys:
+    """What the shared limits have in common: a Redis client made on first use, keys hashed under
+    ``assistant:rate:<name>:``, and a warning at most once a minute while Redis is unreachable."""
 
-    def __init__(self, redis_url: str, name: str, limit: int = MESSAGES_PER_MINUTE, window: float = 60.0,
-                 timeout: float = 0.25, max_remembered: int = 10_000) -> None:
+    def __init__(self, redis_url: str, name: str, timeout: float) -> None:
         if not redis_url.startswith(("redis://", "rediss://")):
-            raise ValueError("a shared rate limit needs a redis:// URL (ASSISTANT_REDIS_URL)")
-        self.limit, self.window, self.name = int(limit), float(window), name
+            raise ValueError("a shared limit needs a redis:// URL (ASSISTANT_REDIS_URL)")
+        self.name = name
         self._url, self._timeout = redis_url, timeout
         self._client: Any = None
-        self._script: Any = None
-        self.fallback = RateLimiter(limit, window)  # when Redis is down: per process, as without Redis
-        self._last: "OrderedDict[str, str]" = OrderedDict()  # key -> member of its latest accepted message
-        self._max_remembered = max_remembered
         self._warned_at = float("-inf")
 
     def _redis(self):
@@ -72,7 +67,6 @@ class SharedRateLimiter:
 
             self._client = redis.Redis.from_url(self._url, socket_timeout=self._timeout,
                                                 socket_connect_timeout=self._timeout)
-            self._script = self._client.register_script(_ALLOW)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -83,15 +77,30 @@ class SharedRateLimiter:
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
-            log.warning("rate limit %s: Redis unreachable (%s); counting in this process until it is back",
+            log.warning("shared limit %s: Redis unreachable (%s); deciding in this process until it is back",
                         self.name, type(exc).__name__)
+
+
+class SharedRateLimiter(_RedisKeys):
+    """At most ``limit`` messages per ``window`` seconds per key, counted in Redis for every process
+    that uses the same ``name`` (see the module's docstring). ``limit`` <= 0 turns the limit off."""
+
+    def __init__(self, redis_url: str, name: str, limit: int = MESSAGES_PER_MINUTE, window: float = 60.0,
+                 timeout: float = 0.25, max_remembered: int = 10_000) -> None:
+        super().__init__(redis_url, name, timeout)
+        self.limit, self.window = int(limit), float(window)
+        self._script: Any = None
+        self.fallback = RateLimiter(limit, window)  # when Redis is down: per process, as without Redis
+        self._last: "OrderedDict[str, str]" = OrderedDict()  # key -> member of its latest accepted message
+        self._max_remembered = max_remembered
 
     def allow(self, key: str) -> bool:
         """True when ``key`` may send a message now (and counts it)."""
         if self.limit <= 0:
             return True
         try:
-            self._redis()
+            if self._script is None:
+                self._script = self._redis().register_script(_ALLOW)
             member = self._script(keys=[self._key(key)],
                                   args=[int(self.window * 1_000_000), self.limit, secrets.token_hex(4)])
         except Exception as exc:  # redis.RedisError, OSError: never let an outage stop the chat
@@ -117,24 +126,21 @@ class SharedRateLimiter:
             self._unreachable(exc)
 
 
-class SharedFirstTime:
+class SharedFirstTime(_RedisKeys):
     """``first_time(key)``: True for the first process that asks about ``key`` within ``ttl`` seconds,
     for every process on the same Redis (``SET key 1 NX EX ttl``; the key hashed). Slack retries a
     delivery it thinks was lost, and the retry may reach another replica: this keeps it from being
     answered twice. ``fallback`` (an object with ``first_time(key)``) decides while Redis is unreachable."""
 
     def __init__(self, redis_url: str, name: str, fallback: Any, ttl: float = 3600.0, timeout: float = 0.25) -> None:
-        if not redis_url.startswith(("redis://", "rediss://")):
-            raise ValueError("needs a redis:// URL (ASSISTANT_REDIS_URL)")
-        self._limiter = SharedRateLimiter(redis_url, name, 1, ttl, timeout)  # connection, keys and warnings
-        self.name, self.ttl, self.fallback = name, int(ttl), fallback
+        super().__init__(redis_url, name, timeout)
+        self.ttl, self.fallback = int(ttl), fallback
 
     def first_time(self, key: str) -> bool:
-        limiter = self._limiter
         try:
-            return bool(limiter._redis().set(limiter._key(key), b"1", nx=True, ex=self.ttl))
+            return bool(self._redis().set(self._key(key), b"1", nx=True, ex=self.ttl))
         except Exception as exc:
-            limiter._unreachable(exc)
+            self._unreachable(exc)
             return self.fallback.first_time(key)
 
 

@@ -266,6 +266,13 @@ def rest_headers() -> dict:
     return {"Authorization": f"Bearer {REST_TOKEN}"}
 
 
+def custom_of(messages: list[dict]) -> dict | None:
+    """The one answer payload among a turn's Rasa messages (None when the turn has none)."""
+    customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
+    assert len(customs) <= 1
+    return customs[0] if customs else None
+
+
 def rasa_api_headers(stack, conversation_id: str, role: str = "user") -> dict:
     """Authorization for Rasa's HTTP API as the inbox sends it: a short-lived JWT for one conversation."""
     from service.rasa_api import rasa_api_jwt

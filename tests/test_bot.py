@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SLACK_SECRET, TEAMS_APP_ID, TEAMS_ISSUER, TEAMS_TENANT, FakeMicrosoft, rest_headers
+from conftest import SLACK_SECRET, TEAMS_APP_ID, TEAMS_ISSUER, TEAMS_TENANT, FakeMicrosoft, custom_of, rest_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
@@ -144,12 +144,6 @@ def say(stack, sender: str, message: str) -> list[dict]:
     response = httpx.post(url, json={"sender": sender, "message": message}, headers=rest_headers(), timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def custom_of(messages: list[dict]) -> dict | None:
-    customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
-    assert len(customs) <= 1
-    return customs[0] if customs else None
 
 
 def test_multi_turn_conversation_over_rest(stack):

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import RASA_MODEL, WEBCHAT_SECRET, free_ports, rasa_api_headers
+from conftest import RASA_MODEL, WEBCHAT_SECRET, custom_of, free_ports, rasa_api_headers
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +58,6 @@ def say(url: str, sender: str, message: str) -> list[dict]:
     response = httpx.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": message}, timeout=90)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def custom_of(messages: list[dict]) -> dict | None:
-    customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
-    assert len(customs) <= 1
-    return customs[0] if customs else None
 
 
 def tracker_events(cluster, url: str, conversation: str) -> list[dict]:
