@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run test install model index eval eval-chat eval-answers nlu-report bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
+.PHONY: run prepare test install model index eval eval-chat eval-answers nlu-report bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
 
 # Progress of the long steps of a first `make run` (figures: a fresh clone on the 2-core machine, see README).
 STEP = @printf '\n==> %s  [%s]\n' $(1) "$$(date +%H:%M:%S)"
@@ -66,7 +66,17 @@ $(WEB_CLIENT): web/package.json web/package-lock.json
 
 web: $(WEB_CLIENT)
 
-run: index rasa-env train web
+# Everything `make run` and `make test` need, in the order that takes least time on two cores: the two
+# environments install side by side (pip waits on disk and unzipping, one core each); then the index build
+# and the Rasa training run side by side (Rasa's training keeps about one core busy, the index build's
+# tuning both; see README, "First start"). Rasa's output then goes to $(TRAIN_LOG).
+TRAIN_LOG ?= var/rasa/train.log
+prepare:
+	$(MAKE) --no-print-directory -j2 install rasa-env
+	$(MAKE) --no-print-directory model web
+	$(MAKE) --no-print-directory -j2 $(INDEX_DIR)/manifest.json $(RASA_MODEL) RASA_TRAIN_OUTPUT=$(TRAIN_LOG)
+
+run: prepare
 	$(BIN)/python -m service.stack
 
 # Only the knowledge service (search API), as in issue 2.
@@ -83,10 +93,10 @@ cluster-deps:
 	@command -v redis-server >/dev/null && { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server haproxy postgresql-15 >/dev/null; }
 
 # Several Rasa replicas behind HAProxy on local PostgreSQL and Redis (data in var/cluster/): service/cluster.py
-cluster: index rasa-env train web cluster-deps
+cluster: prepare cluster-deps
 	$(BIN)/python -m service.cluster
 
-test: install rasa-env index train web chromium cluster-deps
+test: prepare chromium cluster-deps
 	$(BIN)/python -m pytest
 
 # Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
@@ -134,10 +144,20 @@ rasa-env: $(RASA_VENV)/.installed
 RASA_MODEL := var/rasa/models/bot.tar.gz
 # endpoints.yml and credentials.yml say where Rasa runs, not what it learns: changing them retrains nothing.
 BOT_FILES := $(filter-out bot/endpoints.yml bot/credentials.yml,$(wildcard bot/*.yml bot/data/*.yml))
+# RASA_TRAIN_OUTPUT (set by `make prepare`, which trains beside the index build): a file for Rasa's output,
+# whose last lines are shown if the training fails; unset, the output (DIET's and TED's epochs) is shown.
 $(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
-	$(MAKE) model
+	$(MAKE) --no-print-directory model
+ifdef RASA_TRAIN_OUTPUT
+	$(call STEP,"Training the Rasa model beside the index build (only when bot/ changed; progress: tail -f $(RASA_TRAIN_OUTPUT))")
+	@mkdir -p $(dir $(RASA_TRAIN_OUTPUT))
+	@start=$$(date +%s); cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models \
+		> $(abspath $(RASA_TRAIN_OUTPUT)) 2>&1 || { tail -n 60 $(abspath $(RASA_TRAIN_OUTPUT)); echo "Rasa training failed: $(RASA_TRAIN_OUTPUT)"; exit 1; }; \
+		echo "==> Rasa model trained in $$(( $$(date +%s) - start )) s ($(RASA_TRAIN_OUTPUT))"
+else
 	$(call STEP,"Training the Rasa model (only when bot/ changed; DIET and TED print their epochs)")
 	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
+endif
 	touch $@
 
 train: $(RASA_MODEL)

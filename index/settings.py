@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         3, ge=0, le=20,
         description="Epochs of tuning the query encoder on knowledge/questions/ when the index is built (0: off)",
     )
+    query_tuning_frozen_layers: int = Field(
+        0, ge=0, le=11,
+        description="Lowest encoder layers the query tuning leaves as in the stock model (computed once per question)",
+    )
     dense_depth: int = Field(50, ge=2, le=10_000, description="Rank whose semantic score maps to 0 in the fusion")
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
     max_query_chars: int = Field(500, ge=10, le=10_000, description="Longest question accepted")
@@ -66,7 +70,7 @@ class Settings(BaseSettings):
         """The query-tuning configuration of an index build (None: off)."""
         from .tune import TuningConfig
 
-        return TuningConfig(epochs=self.query_tuning_epochs) if self.query_tuning_epochs > 0 else None
+        return TuningConfig(epochs=self.query_tuning_epochs, frozen_layers=self.query_tuning_frozen_layers) if self.query_tuning_epochs > 0 else None
 
 
 @lru_cache(maxsize=1)

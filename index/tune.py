@@ -36,9 +36,17 @@ class TuningConfig:
     batch_size: int = 32
     scale: float = 50.0  # inverse temperature of the softmax over paragraphs
     seed: int = 0
+    # The lowest layers stay as in the stock model: their output for every question is computed once
+    # (no dropout) and only the layers above are trained, which saves their forward and backward pass
+    # in every step. Off by default: 6 frozen layers tuned in 265 s instead of 419 s, but moved the
+    # quotes (dev answer text holding the gold 0.74 -> 0.66; README, First start).
+    frozen_layers: int = 0
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if not self.frozen_layers:  # as before the field existed: indexes built then stay up to date
+            del fields["frozen_layers"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,14 @@ def tune_queries(
     rng = random.Random(config.seed)
     tuned = query_copy(model)
     encoder = tuned[0].auto_model
+    layers = encoder.encoder.layer
+    if not 0 <= config.frozen_layers < len(layers):
+        raise ValueError(f"frozen_layers must be between 0 and {len(layers) - 1}, not {config.frozen_layers}")
     for p in encoder.embeddings.parameters():
         p.requires_grad = False
+    for layer in layers[:config.frozen_layers]:
+        for p in layer.parameters():
+            p.requires_grad = False
     params = [p for p in tuned.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
     batch = min(config.batch_size, len(questions))
@@ -99,15 +113,25 @@ def tune_queries(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total)
     )
     targets = torch.from_numpy(np.ascontiguousarray(passage_vectors, dtype=np.float32))
-    pairs = list(zip(questions, owners))
-    losses: list[float] = []
     start = time.perf_counter()
+    if config.frozen_layers:
+        progress(f"tuning the query encoder: the lowest {config.frozen_layers} of {len(layers)} layers once")
+        lower = FrozenLower(tuned, config.frozen_layers)
+        inputs = lower.states([query_prompt + q for q in questions])
+    else:
+        lower, inputs = None, [query_prompt + q for q in questions]
+    pairs = list(zip(range(len(questions)), owners))
+    lengths = [len(q) for q in questions]
+    losses: list[float] = []
     tuned.train()
     try:
         for epoch in range(config.epochs):
-            for chunk in _batches(pairs, batch, rng):
-                features = tuned.preprocess([query_prompt + q for q, _ in chunk])
-                vectors = torch.nn.functional.normalize(tuned(features)["sentence_embedding"], dim=-1)
+            for chunk in _batches(pairs, batch, rng, key=lambda p: lengths[p[0]]):
+                if lower is not None:
+                    embedded = lower.upper([inputs[i] for i, _ in chunk])
+                else:
+                    embedded = tuned(tuned.preprocess([inputs[i] for i, _ in chunk]))["sentence_embedding"]
+                vectors = torch.nn.functional.normalize(embedded, dim=-1)
                 loss = torch.nn.functional.cross_entropy(vectors @ targets.T * config.scale,
                                                          torch.tensor([o for _, o in chunk]))
                 loss.backward()
@@ -126,7 +150,53 @@ def tune_queries(
     return tuned, report
 
 
-def _batches(pairs: list[tuple[str, int]], batch: int, rng: random.Random) -> list[list[tuple[str, int]]]:
+class FrozenLower:
+    """The split forward pass of a sentence-transformers BERT model whose lowest ``frozen`` layers do
+    not change: ``states`` runs them once per text (eval mode, no gradient) and keeps each text's
+    hidden states without padding; ``upper`` pads a batch of them and runs the remaining layers and
+    the pooling. In eval mode ``upper(states(texts))`` equals the model's own sentence embedding."""
+
+    def __init__(self, model, frozen: int, batch_size: int = 64):
+        self.model, self.frozen, self.batch_size = model, frozen, batch_size
+        self.encoder = model[0].auto_model
+
+    def states(self, texts: list[str]) -> list:
+        import torch
+
+        out = []
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():  # not inference_mode: the states feed the trained layers' autograd
+                for start in range(0, len(texts), self.batch_size):
+                    features = self.model.preprocess(texts[start:start + self.batch_size])
+                    keep = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                    hidden = self.encoder(**keep, output_hidden_states=True).hidden_states[self.frozen]
+                    for row, n in zip(hidden, features["attention_mask"].sum(dim=1).tolist()):
+                        out.append(row[:n].clone())  # right padding: the text's own tokens come first
+        finally:
+            self.encoder.train(was_training)
+        return out
+
+    def upper(self, states: list):
+        import torch
+        from transformers.masking_utils import create_bidirectional_mask
+
+        hidden = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
+        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
+        for row, state in enumerate(states):
+            mask[row, :len(state)] = 1
+        attention = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=mask)
+        for layer in self.encoder.encoder.layer[self.frozen:]:
+            hidden = layer(hidden, attention)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        features = {"token_embeddings": hidden, "attention_mask": mask}
+        for module in list(self.model)[1:]:  # pooling (and normalization)
+            features = module(features)
+        return features["sentence_embedding"]
+
+
+def _batches(pairs: list, batch: int, rng: random.Random, key=lambda p: len(p[0])) -> list[list]:
     """One epoch's batches: shuffled, then grouped by length within windows of eight batches so
     little time goes to padding (the loss is over every paragraph, so which questions share a batch
     does not matter); the batch order is shuffled again. Leftovers that do not fill a batch wait."""
@@ -135,7 +205,7 @@ def _batches(pairs: list[tuple[str, int]], batch: int, rng: random.Random) -> li
     usable = len(order) // batch * batch
     out: list[list[tuple[str, int]]] = []
     for start in range(0, usable, 8 * batch):
-        window = sorted(order[start:min(start + 8 * batch, usable)], key=lambda p: len(p[0]))
+        window = sorted(order[start:min(start + 8 * batch, usable)], key=key)
         out.extend(window[i:i + batch] for i in range(0, len(window), batch))
     rng.shuffle(out)
     return out

@@ -135,6 +135,13 @@ def test_settings_turn_tuning_off_with_zero_epochs():
     assert Settings(query_tuning_epochs=0).tuning() is None
     assert Settings(query_tuning_epochs=2).tuning() == TuningConfig(epochs=2)
     assert TuningConfig(epochs=2).digest() != TuningConfig(epochs=3).digest()
+    assert Settings(query_tuning_frozen_layers=6).tuning() == TuningConfig(frozen_layers=6)
+    assert TuningConfig(frozen_layers=6).digest() != TuningConfig().digest()
+    # No frozen layers digests as before the setting existed: indexes built then are not rebuilt.
+    import hashlib
+
+    before = {"epochs": 3, "learning_rate": 3e-5, "batch_size": 32, "scale": 50.0, "seed": 0}
+    assert TuningConfig().digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def test_tuning_needs_matching_questions_and_owners():
@@ -142,6 +149,54 @@ def test_tuning_needs_matching_questions_and_owners():
 
     with pytest.raises(ValueError):
         tune_queries(None, ["q"], [], np.zeros((1, 4), dtype=np.float32), TuningConfig(), "query: ")
+
+
+def test_the_split_forward_pass_equals_the_models_own(tuned_index):
+    """Frozen-layer tuning trains on hidden states computed once per question; in eval mode they
+    must give exactly the model's own sentence embeddings, whatever the split and the padding."""
+    import torch
+
+    from index.tune import FrozenLower, query_copy
+
+    _, embedder = tuned_index
+    model = query_copy(embedder.model)
+    texts = ["query: hej", "query: Hur hög är direktupphandlingsgränsen för en kommun som köper tjänster?",
+             "query: can a contract be reserved for work-integration enterprises"]
+    with torch.no_grad():
+        expected = model(model.preprocess(texts))["sentence_embedding"]
+        for frozen in (1, 6, 11):
+            lower = FrozenLower(model, frozen)
+            states = lower.states(texts)
+            assert [len(s) for s in states] == model.preprocess(texts)["attention_mask"].sum(dim=1).tolist()
+            assert torch.allclose(lower.upper(states), expected, atol=1e-5), frozen
+            assert torch.allclose(lower.upper(states[1:2]), expected[1:2], atol=1e-5)  # alone: no padding
+
+
+def test_frozen_layers_stay_stock_and_the_layers_above_learn(tuned_index):
+    from index.tune import trainable_state, tune_queries
+
+    _, embedder = tuned_index
+    questions = [q for qs in QUESTIONS.values() for q in qs]
+    owners = [i for i, qs in enumerate(QUESTIONS.values()) for _ in qs]
+    targets = embedder.encode_passages(list(QUESTIONS))  # three stand-in "paragraphs"
+    stock = {k: v.clone() for k, v in trainable_state(embedder.model).items()}
+    tuned, report = tune_queries(embedder.model, questions, owners, targets,
+                                 TuningConfig(epochs=4, batch_size=2, learning_rate=1e-4, frozen_layers=8), "query: ")
+    state = trainable_state(tuned)
+    changed = {k for k, v in state.items() if not (v == stock[k]).all()}
+    layer = lambda k: int(k.split(".")[2]) if k.startswith("encoder.layer.") else None  # noqa: E731
+    assert changed and all(layer(k) is None or layer(k) >= 8 for k in changed), sorted(changed)[:5]
+    assert {layer(k) for k in changed} >= {8, 9, 10, 11}
+    assert report.steps == 4 * 3 and report.last_loss < report.first_loss
+
+
+def test_frozen_layers_must_leave_a_layer_to_tune(tuned_index):
+    from index.tune import tune_queries
+
+    _, embedder = tuned_index
+    with pytest.raises(ValueError, match="frozen_layers"):
+        tune_queries(embedder.model, ["q"], [0], np.zeros((1, 384), dtype=np.float32),
+                     TuningConfig(frozen_layers=12), "query: ")
 
 
 # -- the exported query encoder (index/onnx_query.py) ----------------------------------------------
