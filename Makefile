@@ -66,15 +66,14 @@ $(WEB_CLIENT): web/package.json web/package-lock.json
 
 web: $(WEB_CLIENT)
 
-# Everything `make run` and `make test` need, in the order that takes least time on two cores: the two
-# environments install side by side (pip waits on disk and unzipping, one core each); then the index build
-# and the Rasa training run side by side (Rasa's training keeps about one core busy, the index build's
-# tuning both; see README, "First start"). Rasa's output then goes to $(TRAIN_LOG).
-TRAIN_LOG ?= var/rasa/train.log
+# Everything `make run` and `make test` need. The two environments install side by side (pip waits on
+# the network, the disk and unzipping: 90 s together instead of 166 s one after the other). The index build
+# and the Rasa training stay one after the other: side by side, the tuning's two torch threads lost so much
+# to Rasa's training that both together took longer (839 s + 555 s overlapping against 504 s + 288 s;
+# README, First start).
 prepare:
 	$(MAKE) --no-print-directory -j2 install rasa-env
-	$(MAKE) --no-print-directory model web
-	$(MAKE) --no-print-directory -j2 $(INDEX_DIR)/manifest.json $(RASA_MODEL) RASA_TRAIN_OUTPUT=$(TRAIN_LOG)
+	$(MAKE) --no-print-directory index train web
 
 run: prepare
 	$(BIN)/python -m service.stack
@@ -144,20 +143,10 @@ rasa-env: $(RASA_VENV)/.installed
 RASA_MODEL := var/rasa/models/bot.tar.gz
 # endpoints.yml and credentials.yml say where Rasa runs, not what it learns: changing them retrains nothing.
 BOT_FILES := $(filter-out bot/endpoints.yml bot/credentials.yml,$(wildcard bot/*.yml bot/data/*.yml))
-# RASA_TRAIN_OUTPUT (set by `make prepare`, which trains beside the index build): a file for Rasa's output,
-# whose last lines are shown if the training fails; unset, the output (DIET's and TED's epochs) is shown.
 $(RASA_MODEL): $(RASA_VENV)/.installed $(BOT_FILES) $(wildcard bot/components/*.py)
 	$(MAKE) --no-print-directory model
-ifdef RASA_TRAIN_OUTPUT
-	$(call STEP,"Training the Rasa model beside the index build (only when bot/ changed; progress: tail -f $(RASA_TRAIN_OUTPUT))")
-	@mkdir -p $(dir $(RASA_TRAIN_OUTPUT))
-	@start=$$(date +%s); cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models \
-		> $(abspath $(RASA_TRAIN_OUTPUT)) 2>&1 || { tail -n 60 $(abspath $(RASA_TRAIN_OUTPUT)); echo "Rasa training failed: $(RASA_TRAIN_OUTPUT)"; exit 1; }; \
-		echo "==> Rasa model trained in $$(( $$(date +%s) - start )) s ($(RASA_TRAIN_OUTPUT))"
-else
 	$(call STEP,"Training the Rasa model (only when bot/ changed; DIET and TED print their epochs)")
 	cd bot && PYTHONPATH=$(CURDIR) ../$(RASA_VENV)/bin/rasa train --fixed-model-name bot --out ../var/rasa/models
-endif
 	touch $@
 
 train: $(RASA_MODEL)
