@@ -73,10 +73,14 @@ _HUMAN_REQUEST = re.compile(
     re.IGNORECASE)
 _MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
 MAX_QUESTION_SCAN = 2000
-QUESTION_WORDS = frozenset(("vad", "hur", "när", "var", "vem", "vilken", "vilka", "vilket", "varför", "kan", "får",
-                            "måste", "bör", "ska", "what", "how", "when", "where", "who", "which", "why", "can",
-                            "could", "may", "must", "should", "do", "does", "is", "are"))
-_QUESTION_WORD = re.compile(r"^\s{0,5}(?:vem|vilken|vilka|vad|var|när|hur|who|which|what|where|when|how)\b", re.IGNORECASE)
+# Words that open a question about something ("vad kostar …", "how do we …"): a message opening with one is
+# never a bare request or a bare detail. QUESTION_WORDS adds the words that make a longer message a question
+# wherever they stand (small talk that asks something).
+INTERROGATIVES = ("vem", "vilken", "vilka", "vad", "var", "när", "hur", "who", "which", "what", "where", "when", "how")
+QUESTION_WORDS = frozenset(INTERROGATIVES) | frozenset((
+    "vilket", "varför", "kan", "får", "måste", "bör", "ska", "why", "can", "could", "may", "must", "should", "do",
+    "does", "is", "are"))
+_QUESTION_WORD = re.compile(r"^\s{0,5}(?:" + "|".join(INTERROGATIVES) + r")\b", re.IGNORECASE)
 
 
 def explicit_request(text: str, pattern: re.Pattern[str]) -> bool:
