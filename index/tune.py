@@ -114,19 +114,17 @@ def tune_queries(
     )
     targets = torch.from_numpy(np.ascontiguousarray(passage_vectors, dtype=np.float32))
     start = time.perf_counter()
-    if config.frozen_layers:
+    texts = [query_prompt + q for q in questions]
+    lower = FrozenLower(tuned, config.frozen_layers) if config.frozen_layers else None
+    if lower is not None:
         progress(f"tuning the query encoder: the lowest {config.frozen_layers} of {len(layers)} layers once")
-        lower = FrozenLower(tuned, config.frozen_layers)
-        inputs = lower.states([query_prompt + q for q in questions])
-    else:
-        lower, inputs = None, [query_prompt + q for q in questions]
+    inputs = lower.states(texts) if lower is not None else texts  # per question: hidden states, or its text
     pairs = list(zip(range(len(questions)), owners))
-    lengths = [len(q) for q in questions]
     losses: list[float] = []
     tuned.train()
     try:
         for epoch in range(config.epochs):
-            for chunk in _batches(pairs, batch, rng, key=lambda p: lengths[p[0]]):
+            for chunk in _batches(pairs, batch, rng, key=lambda p: len(questions[p[0]])):
                 if lower is not None:
                     embedded = lower.upper([inputs[i] for i, _ in chunk])
                 else:
@@ -183,9 +181,7 @@ class FrozenLower:
         from transformers.masking_utils import create_bidirectional_mask
 
         hidden = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
-        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
-        for row, state in enumerate(states):
-            mask[row, :len(state)] = 1
+        mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(t), dtype=torch.long) for t in states], batch_first=True)
         attention = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=mask)
         for layer in self.encoder.encoder.layer[self.frozen:]:
             hidden = layer(hidden, attention)
@@ -196,14 +192,15 @@ class FrozenLower:
         return features["sentence_embedding"]
 
 
-def _batches(pairs: list, batch: int, rng: random.Random, key=lambda p: len(p[0])) -> list[list]:
+def _batches(pairs: list, batch: int, rng: random.Random, key) -> list[list]:
     """One epoch's batches: shuffled, then grouped by length within windows of eight batches so
     little time goes to padding (the loss is over every paragraph, so which questions share a batch
-    does not matter); the batch order is shuffled again. Leftovers that do not fill a batch wait."""
+    does not matter); the batch order is shuffled again. Leftovers that do not fill a batch wait.
+    ``key`` gives a pair's length."""
     order = pairs[:]
     rng.shuffle(order)
     usable = len(order) // batch * batch
-    out: list[list[tuple[str, int]]] = []
+    out: list[list] = []
     for start in range(0, usable, 8 * batch):
         window = sorted(order[start:min(start + 8 * batch, usable)], key=key)
         out.extend(window[i:i + batch] for i in range(0, len(window), batch))
