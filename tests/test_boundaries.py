@@ -715,3 +715,56 @@ def test_form_buttons_reach_rasa_as_payloads_without_an_error_in_the_log():
     for sent in with_entities:
         intent, _, entities = sent.partition("{")
         assert intent.startswith("/") and isinstance(json.loads("{" + entities), dict), sent
+
+
+# -- the action server's replies: checked against Rasa's schema, compiled once -----------------------
+VALIDATION_SCRIPT = r"""
+import json
+import jsonschema
+from jsonschema import ValidationError
+from rasa.core.actions.action import RemoteAction
+from bot import launch
+
+cases = {
+    "answer": {"events": [{"event": "slot", "name": "language", "value": "sv", "timestamp": None}],
+               "responses": [{"text": "Svar", "buttons": [{"title": "a", "payload": "/b"}], "custom": {"coverage": "full"}}]},
+    "empty": {"events": [], "responses": []},
+    "bad slot": {"events": [{"event": "slot", "name": 3}]},
+    "unknown event": {"events": [{"event": "no_such_event"}]},
+    "responses not a list": {"events": [], "responses": {"text": "x"}},
+}
+action = RemoteAction("action_answer", None)
+
+def outcome(validate, result):
+    try:
+        return ["ok", validate(action, result)]
+    except ValidationError as error:
+        return ["error", error.message]
+
+original = RemoteAction._validate_action_result
+before = {name: outcome(original, result) for name, result in cases.items()}
+checked = []
+real_check_schema = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec()).check_schema
+launch.compiled_action_validation()
+launch.compiled_action_validation()  # a second install changes nothing
+patched = RemoteAction._validate_action_result
+cls = jsonschema.validators.validator_for(RemoteAction.action_response_format_spec())
+cls.check_schema = classmethod(lambda c, schema, *a, **k: (checked.append(1), real_check_schema(schema, *a, **k))[1])
+after = [{name: outcome(patched, result) for name, result in cases.items()} for _ in range(3)]
+print(json.dumps({"before": before, "after": after, "schema_checks": len(checked),
+                  "installed_once": patched is RemoteAction._validate_action_result and patched is not original}))
+"""
+
+
+def test_action_replies_are_validated_as_rasa_does_with_the_schema_checked_once():
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([str(RASA_PYTHON), "-c", VALIDATION_SCRIPT], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["before"]["answer"] == ["ok", True] and out["before"]["bad slot"][0] == "error"
+    for run in out["after"]:  # the same replies pass, the same fail, with Rasa's own message
+        assert run == out["before"]
+    assert "Failed to validate Action server response" in out["after"][0]["unknown event"][1]
+    assert out["schema_checks"] <= 1  # Rasa's own path checks the schema on each of the 15 calls
+    assert out["installed_once"]
