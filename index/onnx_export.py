@@ -1,6 +1,6 @@
 """Export the embedding model to ONNX, for the Rasa NLU (its environment has no torch).
 
-    python -m index export-onnx      # writes <model folder>/onnx/model.onnx (idempotent)
+    python -m index export-onnx      # writes <model folder>/onnx/model.onnx and model.int8.onnx (idempotent)
 
 The ONNX graph maps ``input_ids`` and ``attention_mask`` to the last hidden states; the reader
 (bot/components/e5.py, with onnxruntime and the model folder's tokenizer.json) pools them itself.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 ONNX_FOLDER = "onnx"
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # its matrix multiplications in int8 (quantize_int8)
 DONE_MARKER = "export.json"
 OPSET = 17
 
@@ -27,7 +28,7 @@ def onnx_path(model_dir: Path) -> Path:
 def _stamp(model_dir: Path) -> dict:
     weights = model_dir / "model.safetensors"
     stat = weights.stat()
-    return {"weights_bytes": stat.st_size, "weights_mtime": int(stat.st_mtime), "opset": OPSET}
+    return {"weights_bytes": stat.st_size, "weights_mtime": int(stat.st_mtime), "opset": OPSET, "int8": INT8_FILE}
 
 
 def write_last_hidden_state(encoder, target: Path) -> None:
@@ -61,6 +62,23 @@ def write_last_hidden_state(encoder, target: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def quantize_int8(source: Path, target: Path) -> None:
+    """Write ``source`` with its matrix multiplications in int8 (dynamic quantisation, one scale per
+    output channel) to ``target``, atomically. Only ``MatMul``: the word embeddings (a ``Gather``) and
+    the layer norms stay float32, which keeps e5's vectors at cosine 0.996-0.999 of the float32
+    graph's; quantising every operator with one scale per tensor moved them to 0.89-0.92."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(prefix=".int8.", suffix=".onnx", dir=target.parent)
+    os.close(fd)
+    try:
+        quantize_dynamic(str(source), tmp, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                         per_channel=True)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def export(model_dir: Path, force: bool = False) -> Path:
     """Export the Hugging Face model in ``model_dir`` (a sentence-transformers folder) to ONNX."""
     model_dir = Path(model_dir)
@@ -68,7 +86,8 @@ def export(model_dir: Path, force: bool = False) -> Path:
     marker = target.parent / DONE_MARKER
     stamp = _stamp(model_dir)
     try:
-        if not force and target.exists() and json.loads(marker.read_text(encoding="utf-8")) == stamp:
+        if not force and target.exists() and (target.parent / INT8_FILE).exists() \
+                and json.loads(marker.read_text(encoding="utf-8")) == stamp:
             return target
     except (OSError, json.JSONDecodeError):
         pass
@@ -76,5 +95,6 @@ def export(model_dir: Path, force: bool = False) -> Path:
 
     model = AutoModel.from_pretrained(str(model_dir)).eval()
     write_last_hidden_state(model, target)
+    quantize_int8(target, target.parent / INT8_FILE)
     marker.write_text(json.dumps(stamp), encoding="utf-8")
     return target

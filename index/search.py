@@ -144,7 +144,7 @@ class SearchEngine:
             if settings.query_runtime == "onnx" and index.query_encoder is not None:
                 # Questions go through the exported graph (tuned layers included): no torch here.
                 embedder = OnnxQueryEncoder(index.path, index.manifest.query_encoder, settings.model,
-                                            settings.onnx_threads)
+                                            settings.onnx_threads, settings.query_precision)
             else:
                 embedder = SentenceTransformerEmbedder(settings)
         if index.query_layers is not None and not isinstance(embedder, OnnxQueryEncoder):

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
         "onnx", description="What encodes questions when searching: the ONNX graph the index build exported "
         "(no torch in the serving processes) or the torch model"
     )
+    query_precision: Literal["int8", "float32"] = Field(
+        "int8", description="Which exported graph encodes questions: int8 matrix multiplications (about 3x "
+        "faster, vectors at cosine 0.996-0.999 of float32's) or float32 (exact)"
+    )
     onnx_threads: int = Field(1, ge=1, le=64, description="Threads ONNX Runtime uses per question (concurrent "
                               "questions run in parallel, each on its own thread)")
     dense_weight: float = Field(0.5, ge=0.0, description="Weight of the semantic score in the fusion")

@@ -10,7 +10,7 @@ Layout of the index folder:
     sentences.json    those sentences' texts and the position of their paragraph
     query_layers.safetensors  the query encoder's layers tuned on the example questions (index/tune.py);
                       absent when tuning is off or there are no example questions
-    query_encoder.onnx, query_tokenizer.json
+    query_encoder.onnx, query_encoder.int8.onnx, query_tokenizer.json
                       the encoder questions go through (tuned or stock), for ONNX Runtime at search
                       time (index/onnx_query.py); absent for embedders that cannot be exported
     bm25/             the bm25s lexical index and the compound vocabulary
@@ -411,7 +411,14 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
         for path in (query_encoder, tokenizer):
             if path.parent != index_dir or not path.is_file():
                 raise IndexCorruptError(f"{path} is missing from the index; rebuild with: {REBUILD_HINT}")
-        if file_sha256(query_encoder) != manifest.query_encoder.sha256:
-            raise IndexCorruptError(f"{query_encoder} does not match the manifest; rebuild with: {REBUILD_HINT}")
+        graphs = [(query_encoder, manifest.query_encoder.sha256)]
+        if manifest.query_encoder.int8_file:
+            int8 = index_dir / manifest.query_encoder.int8_file
+            if int8.parent != index_dir or not int8.is_file():
+                raise IndexCorruptError(f"{int8} is missing from the index; rebuild with: {REBUILD_HINT}")
+            graphs.append((int8, manifest.query_encoder.int8_sha256))
+        for graph, sha256 in graphs:
+            if file_sha256(graph) != sha256:
+                raise IndexCorruptError(f"{graph} does not match the manifest; rebuild with: {REBUILD_HINT}")
     return LoadedIndex(manifest, paragraphs, dense, lexical, index_dir, questions, owners, sentences, sentence_owners,
                        sentence_index, query_layers, query_encoder)

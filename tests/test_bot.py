@@ -84,7 +84,16 @@ out = []
 for m in messages:
     sequence, sentence = m.get_dense_features("text")
     out.append({"sequence": sequence is not None, "sentence": sentence.features[0].tolist()})
-print(json.dumps({"out": out}))
+exact = E5Featurizer({**E5Featurizer.get_default_config(), "alias": "e5", "precision": "float32"},
+                     ExecutionContext(None, "e5"))
+graphs = [featurizer.model.session._model_path, exact.model.session._model_path]
+try:
+    E5Featurizer.validate_config({**E5Featurizer.get_default_config(), "precision": "int4"})
+    refused = False
+except ValueError:
+    refused = True
+print(json.dumps({"out": out, "float32": [exact.sentence_feature(t)[0].tolist() for t in texts[:3]],
+                  "graphs": graphs, "refused": refused}))
 """
 
 
@@ -104,6 +113,11 @@ def test_e5_featurizer_gives_dense_features_inside_rasa():
     assert abs(float(np.linalg.norm(sv)) - 1.0) < 1e-4
     assert float(sv @ en) > float(sv @ weather) + 0.05
     assert np.allclose(huge, cut)  # only the first max_chars (500) characters reach the model
+    # The default graph is the int8 one; its vectors stay close to float32's (not the same graph).
+    assert [Path(g).name for g in data["graphs"]] == ["model.int8.onnx", "model.onnx"]
+    for a, b in zip((sv, en, weather), data["float32"]):
+        assert 0.98 <= float(a @ np.asarray(b)) < 0.99999
+    assert data["refused"]
 
 
 def test_nlu_on_held_out_examples():

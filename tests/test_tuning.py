@@ -209,8 +209,9 @@ def test_the_build_exports_the_tuned_query_encoder_and_search_uses_it(tuned_inde
     settings, builder = tuned_index
     exported = read_manifest(settings.index_dir).query_encoder
     assert exported is not None and exported.file == ENCODER_FILE and exported.prompt == "query: "
+    settings = settings.model_copy(update={"query_precision": "float32"})
     engine = SearchEngine.load(settings)  # the default runtime: ONNX
-    assert isinstance(engine.embedder, OnnxQueryEncoder)
+    assert isinstance(engine.embedder, OnnxQueryEncoder) and engine.embedder.graph_file == ENCODER_FILE
     # A short and a long question in one batch: padding must not change either vector.
     questions = ["kan vi som förening jobba ihop med regionen?",
                  "Vi är ett arbetsintegrerande socialt företag med tolv anställda och undrar hur mycket "
@@ -223,6 +224,40 @@ def test_the_build_exports_the_tuned_query_encoder_and_search_uses_it(tuned_inde
         for q in qs:
             assert [h.paragraph_id for h in engine.search(q, 5).hits] == \
                 [h.paragraph_id for h in torch_engine.search(q, 5).hits], q
+
+
+def test_questions_go_through_the_int8_graph_by_default_close_to_float32(tuned_index):
+    from index.onnx_query import INT8_FILE, OnnxQueryEncoder
+    from index.search import SearchEngine
+
+    settings, builder = tuned_index
+    exported = read_manifest(settings.index_dir).query_encoder
+    assert exported.int8_file == INT8_FILE and exported.int8_sha256 != exported.sha256
+    int8, exact = SearchEngine.load(settings), SearchEngine.load(settings.model_copy(update={"query_precision": "float32"}))
+    assert isinstance(int8.embedder, OnnxQueryEncoder) and int8.embedder.graph_file == INT8_FILE
+    questions = [q for qs in QUESTIONS.values() for q in qs]
+    a, b = int8.embedder.encode_queries(questions), exact.embedder.encode_queries(questions)
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() >= 0.98 and cosines.max() < 0.99999, cosines  # close, and not the float32 graph itself
+    agree = sum(int8.search(q, 3).hits[0].paragraph_id == exact.search(q, 3).hits[0].paragraph_id for q in questions)
+    assert agree >= len(questions) - 1
+
+
+def test_a_damaged_int8_graph_is_refused_with_the_rebuild_command(tuned_index, tmp_path):
+    import shutil
+
+    from index.onnx_query import INT8_FILE
+    from index.search import SearchEngine
+    from index.store import IndexCorruptError
+
+    settings, _ = tuned_index
+    copy = tmp_path / "index"
+    shutil.copytree(settings.index_dir, copy)
+    with open(copy / INT8_FILE, "r+b") as f:
+        f.seek(-16, 2)
+        f.write(b"\0" * 16)
+    with pytest.raises(IndexCorruptError, match=r"query_encoder\.int8\.onnx does not match.*python -m index build"):
+        SearchEngine.load(settings.model_copy(update={"index_dir": copy}))
 
 
 def test_query_runtime_torch_keeps_the_torch_model(tuned_index):

