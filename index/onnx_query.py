@@ -44,12 +44,13 @@ class QueryEncoder(BaseModel):
     int8_file: str | None = None  # the int8 graph, when the build wrote one
     int8_sha256: str | None = None
 
-    def graph(self, precision: str) -> tuple[str, str]:
-        """(file, sha256) of the graph for ``precision`` ("int8" or "float32"): float32 where the
-        build wrote no int8 graph."""
-        if precision == "int8" and self.int8_file and self.int8_sha256:
-            return self.int8_file, self.int8_sha256
-        return self.file, self.sha256
+    def graphs(self) -> list[tuple[str, str]]:
+        """(file, sha256) of every graph the build wrote: float32, then int8 where there is one."""
+        return [(self.file, self.sha256)] + ([(self.int8_file, self.int8_sha256 or "")] if self.int8_file else [])
+
+    def graph(self, precision: str) -> str:
+        """The graph file for ``precision`` ("int8" or "float32"): float32 where the build wrote no int8 graph."""
+        return self.int8_file if precision == "int8" and self.int8_file else self.file
 
 
 def file_sha256(path: Path) -> str:
@@ -88,7 +89,7 @@ class OnnxQueryEncoder:
         self.name = name
         self._folder = Path(folder)
         self._exported = exported
-        self.graph_file = exported.graph(precision)[0]
+        self.graph_file = exported.graph(precision)
         self._threads = threads
         self._session = None
         self._tokenizer = None

@@ -407,16 +407,10 @@ def load_index(index_dir: Path, model: str, knowledge_dir: Path | None = None, d
     query_encoder = None
     if manifest.query_encoder is not None:
         query_encoder = index_dir / manifest.query_encoder.file
-        tokenizer = index_dir / manifest.query_encoder.tokenizer
-        for path in (query_encoder, tokenizer):
+        graphs = [(index_dir / name, sha256) for name, sha256 in manifest.query_encoder.graphs()]
+        for path in (*(graph for graph, _ in graphs), index_dir / manifest.query_encoder.tokenizer):
             if path.parent != index_dir or not path.is_file():
                 raise IndexCorruptError(f"{path} is missing from the index; rebuild with: {REBUILD_HINT}")
-        graphs = [(query_encoder, manifest.query_encoder.sha256)]
-        if manifest.query_encoder.int8_file:
-            int8 = index_dir / manifest.query_encoder.int8_file
-            if int8.parent != index_dir or not int8.is_file():
-                raise IndexCorruptError(f"{int8} is missing from the index; rebuild with: {REBUILD_HINT}")
-            graphs.append((int8, manifest.query_encoder.int8_sha256))
         for graph, sha256 in graphs:
             if file_sha256(graph) != sha256:
                 raise IndexCorruptError(f"{graph} does not match the manifest; rebuild with: {REBUILD_HINT}")
