@@ -133,15 +133,66 @@ def test_tuning_off_builds_no_layers(tuned_index, tmp_path):
 
 def test_settings_turn_tuning_off_with_zero_epochs():
     assert Settings(query_tuning_epochs=0).tuning() is None
-    assert Settings(query_tuning_epochs=2).tuning() == TuningConfig(epochs=2)
+    assert Settings(query_tuning_epochs=2, query_tuning_precision="float32").tuning() == TuningConfig(epochs=2)
     assert TuningConfig(epochs=2).digest() != TuningConfig(epochs=3).digest()
-    assert Settings(query_tuning_frozen_layers=6).tuning() == TuningConfig(frozen_layers=6)
+    assert Settings(query_tuning_frozen_layers=6, query_tuning_precision="float32").tuning() == TuningConfig(frozen_layers=6)
     assert TuningConfig(frozen_layers=6).digest() != TuningConfig().digest()
     # No frozen layers digests as before the setting existed: indexes built then are not rebuilt.
     import hashlib
 
     before = {"epochs": 3, "learning_rate": 3e-5, "batch_size": 32, "scale": 50.0, "seed": 0}
     assert TuningConfig().digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_bfloat16_tuning_is_chosen_where_the_cpu_computes_it_natively(tmp_path, monkeypatch):
+    from index import tune
+
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert tune.native_bfloat16(flags)
+    flags.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\nbugs\t: avx512_bf16\n")
+    assert not tune.native_bfloat16(flags)  # only the flags line counts
+    assert not tune.native_bfloat16(tmp_path / "missing")
+    monkeypatch.setattr(tune, "native_bfloat16", lambda: True)
+    assert Settings().tuning().precision == "bfloat16"
+    assert Settings(query_tuning_precision="float32").tuning().precision == "float32"
+    monkeypatch.setattr(tune, "native_bfloat16", lambda: False)
+    assert Settings().tuning().precision == "float32"
+    assert Settings(query_tuning_precision="bfloat16").tuning().precision == "bfloat16"  # asked for: emulated
+    assert TuningConfig(precision="bfloat16").digest() != TuningConfig().digest()
+    with pytest.raises(ValueError, match="precision"):
+        TuningConfig(precision="float16")
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_tuning_computes_in_the_configured_precision_and_keeps_float32_weights(tuned_index, precision):
+    import torch
+
+    from index.tune import trainable_state, tune_queries
+
+    _, embedder = tuned_index
+    questions = [q for qs in QUESTIONS.values() for q in qs]
+    owners = [i for i, qs in enumerate(QUESTIONS.values()) for _ in qs]
+    targets = embedder.encode_passages(list(QUESTIONS))
+    seen = set()
+    original_forward = torch.nn.Linear.forward
+
+    def recording(self, x):
+        out = original_forward(self, x)
+        if torch.is_grad_enabled():
+            seen.add(out.dtype)
+        return out
+
+    torch.nn.Linear.forward = recording
+    try:
+        tuned, report = tune_queries(embedder.model, questions, owners, targets,
+                                     TuningConfig(epochs=4, batch_size=2, learning_rate=1e-4, precision=precision),
+                                     "query: ")
+    finally:
+        torch.nn.Linear.forward = original_forward
+    assert seen == {getattr(torch, precision)}
+    assert {t.dtype for t in trainable_state(tuned).values()} == {torch.float32}
+    assert report.last_loss < report.first_loss
 
 
 def test_tuning_needs_matching_questions_and_owners():
