@@ -77,9 +77,13 @@ class StackSettings(ServiceSettings):
                                                   "relays many users; 0 = off)")
     webchat_sessions_per_address_hour: int = Field(60, ge=0, le=100_000, description="New web chat sessions one "
                                                    "client address may start per hour (0 = off)")
-    max_messages_in_flight: int = Field(12, ge=0, le=10_000, description="Chat messages one Rasa process handles "
-                                        "at once (all channels); past it the user is told at once that many are "
-                                        "asking, REST gets 503 + Retry-After (0 = no limit)")
+    max_expected_wait_seconds: float = Field(1.5, ge=0, le=600, description="Admission control: a chat message "
+                                             "that would wait longer than this behind the messages in progress "
+                                             "(their number × the recent time between two completions) is told at "
+                                             "once that many are asking, REST gets 503 + Retry-After (0 = off)")
+    max_messages_in_flight: int = Field(48, ge=0, le=10_000, description="Chat messages one Rasa process handles "
+                                        "at once at most (all channels), whatever the expected wait; past it the "
+                                        "same reply (0 = no cap)")
     action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
                                   "the user gets the fallback message (Rasa's own default: 300)")
     rasa_fast_load: bool = Field(True, description="Load Rasa's TensorFlow models without the one-example "

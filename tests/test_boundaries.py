@@ -647,6 +647,63 @@ asyncio.run(main())
     assert result["0"] == [["svar"], ["svar"], ["svar"], 0]
 
 
+def test_the_gate_refuses_by_the_expected_wait_measured_from_the_pace_of_completions():
+    """n in progress × the time between completions (measured only while busy) > max_wait: refused;
+    below MIN_IN_FLIGHT never; idle time between messages does not slow the measured pace."""
+    script = """
+import json
+from bot.connectors import admission
+from bot.connectors.admission import AdmissionGate, MIN_IN_FLIGHT, max_wait_from, limit_from
+
+now = [0.0]
+gate = AdmissionGate(0, max_wait=1.0, clock=lambda: now[0])
+out = {"first": [gate.try_enter() for _ in range(8)]}  # no pace yet: all admitted
+for _ in range(4):  # a fast machine: one done every 0.1 s
+    now[0] += 0.1
+    gate.leave()
+out["fast_pace"] = round(gate.pace, 3)
+out["fast"] = [gate.try_enter() for _ in range(6)]  # 4..9 in progress × 0.1 s <= 1 s
+for _ in range(6):  # slower now: one every 0.5 s
+    now[0] += 0.5
+    gate.leave()
+out["slow_pace"] = round(gate.pace, 3)
+out["in_flight"] = gate.in_flight
+out["slow"] = [gate.try_enter() for _ in range(3)]
+while gate.in_flight:
+    now[0] += 0.5
+    gate.leave()
+now[0] += 100.0  # idle for 100 s, then one message at a time
+pace = gate.pace
+for _ in range(3):
+    gate.try_enter(); now[0] += 0.05; gate.leave(); now[0] += 30.0
+out["idle_kept_pace"] = gate.pace == pace
+out["below_minimum"] = [gate.try_enter() for _ in range(MIN_IN_FLIGHT)]
+out["refused"] = gate.refused
+bad = []
+for value in ("abc", "-1", "nan", "inf"):
+    try:
+        max_wait_from({"ASSISTANT_MAX_EXPECTED_WAIT_SECONDS": value})
+    except SystemExit as exc:
+        bad.append(str(exc))
+out["bad"] = bad
+out["defaults"] = [max_wait_from({}), limit_from({}), admission.GATE.max_wait]
+print(json.dumps(out))
+"""
+    done = subprocess.run([str(RASA_PYTHON), "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["first"] == [True] * 8
+    assert out["fast_pace"] == 0.1 and out["fast"] == [True] * 6
+    assert 0.3 < out["slow_pace"] <= 0.5 and out["in_flight"] == 4  # 4 × >0.3 s > 1 s
+    assert out["slow"] == [False] * 3
+    assert out["idle_kept_pace"]
+    assert out["below_minimum"] == [True] * 4  # whatever the pace
+    assert out["refused"] == 3
+    assert len(out["bad"]) == 4 and all("ASSISTANT_MAX_EXPECTED_WAIT_SECONDS" in m for m in out["bad"])
+    assert out["defaults"] == [1.5, 48, 1.5]
+
+
 def test_search_api_past_its_requests_in_flight_answers_503_at_once(service):
     import threading
 

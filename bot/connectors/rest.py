@@ -19,9 +19,10 @@ It replaces Rasa's plain `rest:` channel (same path, same reply format) and adds
   over `messages_per_minute`, or a client address over `messages_per_address_minute` (all its senders
   together; the address is the peer, or X-Forwarded-For behind one of `trusted_proxies`), gets 429
   (Retry-After) with a reply telling it to wait.
-- **Admission control.** Past `ASSISTANT_MAX_MESSAGES_IN_FLIGHT` messages in progress in this Rasa
-  process (all channels together), a message gets 503 (Retry-After) at once with "Många frågar just
-  nu – försök igen om en stund" instead of a long wait (bot/connectors/admission.py).
+- **Admission control.** When the messages in progress in this Rasa process (all channels together)
+  would keep a new one waiting past `ASSISTANT_MAX_EXPECTED_WAIT_SECONDS`, or past
+  `ASSISTANT_MAX_MESSAGES_IN_FLIGHT` in progress, it gets 503 (Retry-After) at once with "Många frågar
+  just nu – försök igen om en stund" instead of a long wait (bot/connectors/admission.py).
 - **Never an empty reply.** When Rasa sends nothing (action server down or timed out) the reply is
   the fallback message (bot/connectors/fallback.py), not `[]`.
 """
@@ -125,7 +126,8 @@ class GuardedRestInput(InputChannel):
                 return bad_request(refusal.text)
             metadata = guard.allowed_metadata(body.get("metadata"), self.max_metadata_bytes)
             if not admission.GATE.try_enter():
-                logger.warning("busy: %d messages in progress, refused one of %s", admission.GATE.in_flight, sender_id)
+                logger.warning("busy: %d messages in progress (expected wait %.1f s), refused one of %s",
+                               admission.GATE.in_flight, admission.GATE.expected_wait(), sender_id)
                 return response.json([{"recipient_id": sender_id, "text": admission.busy_text(text)}],
                                      status=HTTPStatus.SERVICE_UNAVAILABLE,
                                      headers={"Retry-After": str(admission.RETRY_AFTER_SECONDS)})
