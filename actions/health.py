@@ -21,8 +21,8 @@ from assistant.runtime import Runtime
 
 def engine_check(runtime: Runtime) -> Check:
     """Loaded or not; never loads it here (a probe must not take a minute)."""
-    engine = runtime._engine  # noqa: SLF001 - reading the state, not triggering the lazy load
-    if engine is None or "answerer" not in vars(runtime):
+    engine = runtime.ready_engine()
+    if engine is None:
         return Check("answer_engine", False, "not loaded")
     return Check("answer_engine", True, f"{len(engine.index.paragraphs)} paragraphs, model {engine.index.manifest.model}")
 

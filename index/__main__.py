@@ -44,24 +44,31 @@ def cmd_build(args: argparse.Namespace) -> int:
         except IndexUnavailableError as exc:
             console.log(f"rebuilding: {exc}")
         else:
+            if args.defer_tuning:
+                print(f"index up to date: {settings.index_dir}")
+                return 0
             wanted = settings.tuning()
             built = manifest.query_tuning.digest if manifest.query_tuning else None
             # An index without example questions has no tuning whatever the setting says.
             if (wanted.digest() if wanted and manifest.question_count else None) == built:
                 print(f"index up to date: {settings.index_dir}")
                 return 0
-            console.log("rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_EPOCHS) changed")
+            console.log("rebuilding: the index was built without its query tuning (--defer-tuning)" if built is None
+                        else "rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_*) changed")
     with console.status("preparing the embedding model"):
         prepare_model(settings)
     embedder = SentenceTransformerEmbedder(settings)
     report = build_index(
         settings.knowledge_dir, settings.index_dir, embedder,
-        progress=lambda msg: console.log(msg), show_progress=not args.quiet, tuning=settings.tuning(),
+        progress=lambda msg: console.log(msg), show_progress=not args.quiet,
+        tuning=None if args.defer_tuning else settings.tuning(),
     )
     print(
         f"built {report.path}: {report.documents} documents, {report.paragraphs} paragraphs, "
         f"{report.vectors} vectors, {report.questions} example questions in {report.seconds:.1f} s"
         + (f" (query encoder tuned in {report.tuning_seconds:.0f} s)" if report.tuning_seconds else "")
+        + (" without the query tuning (deferred: `make run` tunes in the background)"
+           if args.defer_tuning and settings.tuning() and report.questions else "")
     )
     if report.orphan_questions:
         console.print(
@@ -167,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--if-needed", action="store_true",
                    help="skip when the index matches the documents, the model and this pipeline version")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--defer-tuning", action="store_true",
+                   help="build without the query tuning (about a minute); `make run` then tunes in the background "
+                        "and the running processes take the tuned index in when it is ready (with --if-needed: "
+                        "any index that matches the documents is kept, tuned or not)")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("search", help="search the index")
     p.add_argument("query")

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     lexical_depth: int = Field(100, ge=2, le=10_000, description="Rank whose BM25 score maps to 0 in the fusion")
     max_query_chars: int = Field(500, ge=10, le=10_000, description="Longest question accepted")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a search may ask for")
+    index_reload_seconds: float = Field(
+        5.0, ge=0.0, le=3600.0,
+        description="How often a running process looks whether the index was rebuilt (one stat of its manifest); "
+        "a rebuilt index is loaded aside and swapped in. 0: never, the index is read once at start",
+    )
+
+    def index_check_interval(self) -> float:
+        """Seconds between two looks at the manifest for index/watch.py (infinite: never look again)."""
+        return self.index_reload_seconds or float("inf")
 
 
     def tuning(self):

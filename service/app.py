@@ -19,6 +19,7 @@ import logging
 from functools import lru_cache
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Callable
 
 from fastapi import FastAPI, HTTPException, Request
@@ -32,6 +33,7 @@ from assistant.shared_limits import rate_limiter
 from index.documents import KnowledgeError
 from index.search import Hit, QueryError, SearchEngine
 from index.store import DocumentInfo, IndexUnavailableError
+from index.watch import IndexWatcher
 
 from .admission import InFlightLimit
 from .limits import BodyLimit, SecurityHeaders, content_security_policy
@@ -66,18 +68,21 @@ class Health(BaseModel):
 
 
 class EngineHolder:
-    """Loads the search engine once (in a background thread) and remembers why it failed."""
+    """Loads the search engine once (in a background thread) and remembers why it failed. With a
+    ``manifest`` the engine then follows its index folder (index/watch.py): a rebuilt index is loaded
+    aside and swapped in while the old one keeps answering."""
 
-    def __init__(self, factory: Callable[[], SearchEngine]):
+    def __init__(self, factory: Callable[[], SearchEngine], manifest: Path | None = None, check_seconds: float = 5.0):
         self._factory = factory
-        self.engine: SearchEngine | None = None
+        self._watcher = IndexWatcher(factory, manifest, check_seconds) if manifest is not None else None
+        self._engine: SearchEngine | None = None
         self.error: str | None = None
         self._ready = threading.Event()
 
     def load(self) -> None:
         try:
-            self.engine = self._factory()
-            log.info("index loaded: %d paragraphs", len(self.engine.index.paragraphs))
+            self._engine = self._watcher.initial() if self._watcher is not None else self._factory()
+            log.info("index loaded: %d paragraphs", len(self._engine.index.paragraphs))
         except (IndexUnavailableError, KnowledgeError) as exc:
             self.error = str(exc)
             log.error("search is unavailable: %s", exc)
@@ -91,17 +96,26 @@ class EngineHolder:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def engine(self) -> SearchEngine | None:
+        if self._engine is not None and self._watcher is not None:
+            return self._watcher.current()
+        return self._engine
+
     def get(self, timeout: float = 120.0) -> SearchEngine:
         if not self._ready.wait(timeout):
             raise HTTPException(503, "Sökindexet laddas fortfarande; försök igen om en stund.")
-        if self.engine is None:
+        engine = self.engine
+        if engine is None:
             raise HTTPException(503, self.error or "Sökindexet kunde inte laddas.")
-        return self.engine
+        return engine
 
 
 def create_app(settings: ServiceSettings | None = None, engine_factory: Callable[[], SearchEngine] | None = None) -> FastAPI:
     settings = settings or get_service_settings()
-    holder = EngineHolder(engine_factory or (lambda: SearchEngine.load(settings)))
+    holder = EngineHolder(engine_factory or (lambda: SearchEngine.load(settings)),
+                          None if engine_factory else settings.index_dir / "manifest.json",
+                          settings.index_check_interval())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

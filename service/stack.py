@@ -86,6 +86,9 @@ class StackSettings(ServiceSettings):
                                         "same reply (0 = no cap)")
     action_timeout: float = Field(30.0, gt=0, le=300, description="Seconds Rasa waits for the action server; then "
                                   "the user gets the fallback message (Rasa's own default: 300)")
+    background_tuning: bool = Field(True, description="When the index was built without its query tuning "
+                                    "(index build --defer-tuning, as make run does), tune it in the background "
+                                    "once the stack is ready; the processes take the tuned index in without a restart")
     rasa_fast_load: bool = Field(True, description="Load Rasa's TensorFlow models without the one-example "
                                  "training step Rasa 3.6 runs at every start (bot/fastload.py; same predictions, "
                                  "start ≈ 4× faster)")
@@ -376,6 +379,60 @@ class Stack:
         ])
 
 
+def tuning_wanted(s: StackSettings) -> bool:
+    """Whether the index was built without the query tuning its settings ask for (``index build
+    --defer-tuning``, as a first ``make run`` builds it): the launcher then tunes it in the background."""
+    from index.store import read_manifest
+
+    try:
+        manifest = read_manifest(s.index_dir)
+    except Exception:  # noqa: BLE001 - no readable index: the processes report that themselves
+        return False
+    return manifest.query_tuning is None and bool(manifest.question_count) and s.tuning() is not None
+
+
+class BackgroundTuning:
+    """``python -m index build --if-needed`` at the lowest CPU priority beside the running stack: it tunes
+    the query encoder and renames the tuned index into place, where the knowledge service and the action
+    server pick it up (index/watch.py). One attempt; its output goes to index-tuning.log."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_path = log_dir / "index-tuning.log"
+        self.env = env
+        self.command = [sys.executable, "-m", "index", "build", "--if-needed", "--quiet"]
+        self.popen: subprocess.Popen | None = None
+        self.started = 0.0
+        self.reported = False
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.command, cwd=PROJECT_ROOT, env={**os.environ, **self.env},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=lambda: os.nice(19))
+        self.started = time.monotonic()
+
+    def poll(self) -> str | None:
+        """A line to print once it has ended (None while it runs, and after it was reported)."""
+        if self.popen is None or self.reported or self.popen.poll() is None:
+            return None
+        self.reported = True
+        took = time.monotonic() - self.started
+        if self.popen.returncode == 0:
+            return f"Query tuning done in {took:.0f} s; the search now uses the tuned index."
+        return (f"Query tuning failed (exit {self.popen.returncode}) after {took:.0f} s; the search goes on with "
+                f"the index as it is. See {self.log_path}; `make index` tries again.")
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
 def backoff(s: StackSettings) -> Backoff:
     return Backoff(initial=min(s.restart_delay, s.restart_delay_max), cap=s.restart_delay_max,
                    reset_after=s.restart_reset_after)
@@ -390,6 +447,7 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not every health check
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack as Ctrl-C does
     stack = Stack()
+    tuning = BackgroundTuning(stack.settings.log_dir, settings_env(stack.settings))
     started = time.perf_counter()
     print("Starting the knowledge service, the action server and Rasa …", flush=True)
     try:
@@ -400,16 +458,25 @@ def main() -> int:
             return 1
         print(f"Ready in {time.perf_counter() - started:.0f} s.\n{stack.describe()}\nA process that stops is "
               "restarted (its log says why it stopped); Ctrl-C stops everything.", flush=True)
+        if stack.settings.background_tuning and tuning_wanted(stack.settings):
+            tuning.start()
+            print(f"Tuning the query encoder in the background (about 6 minutes on 2 cores; {tuning.log_path}). "
+                  "Until then questions go through the stock encoder: answers work, the right paragraph is "
+                  "cited first a little less often.", flush=True)
         supervisor = Supervisor(stack.processes, stack.settings.log_dir, backoff(stack.settings),
                                 hung_after=stack.settings.restart_hung_after)
         while True:
             supervisor.tick()
+            done = tuning.poll()
+            if done:
+                print(done, flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("Stopping …", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean stop short
+        tuning.stop()
         stack.stop()
 
 
