@@ -460,7 +460,7 @@ def main() -> int:
               "restarted (its log says why it stopped); Ctrl-C stops everything.", flush=True)
         if stack.settings.background_tuning and tuning_wanted(stack.settings):
             tuning.start()
-            print(f"Tuning the query encoder in the background (about 6 minutes on 2 cores; {tuning.log_path}). "
+            print(f"Tuning the query encoder in the background (about 10 minutes on 2 cores; {tuning.log_path}). "
                   "Until then questions go through the stock encoder: answers work, the right paragraph is "
                   "cited first a little less often.", flush=True)
         supervisor = Supervisor(stack.processes, stack.settings.log_dir, backoff(stack.settings),

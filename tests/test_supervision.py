@@ -56,7 +56,8 @@ class Launcher:
                "ASSISTANT_ACTION_TIMEOUT": str(ACTION_TIMEOUT), "ASSISTANT_RESTART_DELAY": "1",
                "ASSISTANT_MESSAGES_PER_MINUTE": "0",  # the tests ask again every second while waiting
                "ASSISTANT_RESTART_HUNG_AFTER": str(HUNG_AFTER),
-               "ASSISTANT_START_TIMEOUT": "400"}
+               "ASSISTANT_START_TIMEOUT": "400",
+               "ASSISTANT_BACKGROUND_TUNING": "false"}  # the shared var/index must not be rebuilt under other tests
         for name in ("ASSISTANT_REST_TOKEN", "ASSISTANT_HOST"):
             env.pop(name, None)
         env["ASSISTANT_RASA_API_TOKEN"] = RASA_API_TOKEN  # to read the tracker
