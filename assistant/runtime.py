@@ -9,115 +9,107 @@ from functools import cached_property
 from .settings import AssistantSettings, get_assistant_settings
 
 log = logging.getLogger(__name__)
-_MISSING = object()
+
+
+class Served:
+    """One search engine and what is derived from it (the answerer, the threshold rules), each made once
+    on first use and let go with the engine when a rebuilt index replaces it."""
+
+    DERIVED = ("answerer", "threshold_rules")
+
+    def __init__(self, engine, settings: AssistantSettings, coverage_model=None):
+        self.engine, self._settings, self._coverage_model = engine, settings, coverage_model
+        self._made: dict[str, object] = {}
+        self._lock = threading.Lock()  # held while deriving (seconds): each value is made once
+
+    def made(self) -> list[str]:
+        """The names derived so far."""
+        return [name for name in self.DERIVED if name in self._made]
+
+    def derived(self, name: str):
+        if name not in self._made:
+            with self._lock:
+                if name not in self._made:
+                    self._made[name] = self._make(name)
+        return self._made[name]
+
+    def _make(self, name: str):
+        if name == "answerer":
+            from .answer import Answerer
+
+            return Answerer(self.engine, self._settings, self._coverage_model)
+        if name == "threshold_rules":
+            from .thresholds import extract_rules
+
+            return extract_rules(self.engine.index.paragraphs, self.engine.documents())
+        raise KeyError(name)
+
+    @property
+    def answerer(self):
+        return self.derived("answerer")
+
+    @property
+    def threshold_rules(self):
+        return self.derived("threshold_rules")
 
 
 class Runtime:
     """The engine follows its index folder (index/watch.py): a rebuilt index (the background query
-    tuning of a first start, documents added with ``make index``) is loaded aside and swapped in. What is
-    derived from an engine (the answerer, the threshold rules) is derived once per engine: for a rebuilt
-    one in the loading thread, before the swap, so no question after it waits for that work."""
-
-    DERIVED = ("answerer", "threshold_rules")
+    tuning of a first start, documents added with ``make index``) is loaded aside and swapped in. The
+    watcher holds a ``Served`` (engine and derived values): for a rebuilt index the loading thread
+    derives what the one in use has derived before the swap, so no question after it waits for that work."""
 
     def __init__(self, settings: AssistantSettings | None = None, engine=None, coverage_model=None,
                  engine_loader=None):
         self.settings = settings or get_assistant_settings()
-        self._fixed_engine = engine  # tests: this engine, never reloaded
-        self._engine_loader = engine_loader  # tests: SearchEngine.load over a fake embedder
         self._coverage_model = coverage_model  # None: the fitted model shipped in assistant/coverage_model.json
-        self._lock = threading.Lock()  # held briefly: reading and changing _derived
-        self._make_lock = threading.Lock()  # held while deriving (seconds): one derivation at a time
-        # id(engine) -> (engine, {name: value}): the engine in use and, while a rebuilt index loads, the new one
-        self._derived: dict[int, tuple[object, dict]] = {}
-        self._incoming = None  # the rebuilt engine being prepared by the watcher's loading thread
+        self._engine_loader = engine_loader  # tests: SearchEngine.load over a fake embedder
+        # tests: this engine, never reloaded
+        self._fixed = Served(engine, self.settings, coverage_model) if engine is not None else None
 
     @cached_property
     def watcher(self):
         from index.watch import IndexWatcher
 
-        return IndexWatcher(self._load_engine, self.settings.index_dir / "manifest.json",
-                            self.settings.index_check_interval())
+        return IndexWatcher(self._load, self.settings.index_dir / "manifest.json", self.settings.index_check_interval())
 
-    def _load_engine(self):
-        """Load the engine; on a reload also derive for it what the engine in use has (in the watcher's
-        loading thread, before the swap)."""
+    def _load(self) -> Served:
+        """Load the engine; on a reload also derive for it what the one in use has (in the watcher's loading thread)."""
         from index.search import SearchEngine
 
         log.info("loading the search index from %s", self.settings.index_dir)
         engine = self._engine_loader() if self._engine_loader else SearchEngine.load(self.settings)
-        with self._lock:
-            wanted = {name for _, values in self._derived.values() for name in values}
-            self._incoming = engine
-        try:
-            for name in self.DERIVED:
-                if name in wanted:
-                    self._of_engine(name, engine)
-        except BaseException:
-            self._incoming = None
-            raise
-        return engine
+        served = Served(engine, self.settings, self._coverage_model)
+        in_use = self._in_use()
+        for name in in_use.made() if in_use is not None else ():
+            served.derived(name)
+        return served
+
+    def _served(self) -> Served:
+        return self._fixed if self._fixed is not None else self.watcher.current()
+
+    def _in_use(self) -> Served | None:
+        if self._fixed is not None:
+            return self._fixed
+        return self.watcher.loaded() if "watcher" in vars(self) else None
 
     @property
     def engine(self):
-        return self._fixed_engine if self._fixed_engine is not None else self.watcher.current()
-
-    def _in_use(self):
-        if self._fixed_engine is not None:
-            return self._fixed_engine
-        return self.watcher.loaded() if "watcher" in vars(self) else None
+        return self._served().engine
 
     def ready_engine(self):
         """The engine in use when it and its answerer are built, else None. Never loads anything (a
         readiness probe must not take a minute)."""
-        engine = self._in_use()
-        return engine if engine is not None and self._lookup(name="answerer", engine=engine) is not _MISSING else None
-
-    def _lookup(self, engine, name: str):
-        found = self._derived.get(id(engine))
-        return found[1].get(name, _MISSING) if found is not None and found[0] is engine else _MISSING
-
-    def _of_engine(self, name: str, engine=None):
-        engine = engine if engine is not None else self.engine
-        value = self._lookup(engine, name)
-        if value is _MISSING:
-            with self._make_lock:
-                value = self._lookup(engine, name)
-                if value is _MISSING:
-                    value = self._make(name, engine)
-                    with self._lock:
-                        found = self._derived.get(id(engine))
-                        if found is None or found[0] is not engine:
-                            found = self._derived[id(engine)] = (engine, {})
-                        found[1][name] = value
-        if len(self._derived) > 1:
-            self._forget_replaced()
-        return value
-
-    def _forget_replaced(self) -> None:
-        """Drop what was derived from engines neither in use nor being prepared (a replaced engine is
-        then freed: its answerer holds it)."""
-        with self._lock:
-            keep = {id(self._in_use()), id(self._incoming)}
-            for key in [key for key in self._derived if key not in keep]:
-                del self._derived[key]
-
-    def _make(self, name: str, engine):
-        if name == "answerer":
-            from .answer import Answerer
-
-            return Answerer(engine, self.settings, self._coverage_model)
-        from .thresholds import extract_rules
-
-        return extract_rules(engine.index.paragraphs, engine.documents())
+        served = self._in_use()
+        return served.engine if served is not None and "answerer" in served.made() else None
 
     @property
     def answerer(self):
-        return self._of_engine("answerer")
+        return self._served().answerer
 
     @property
     def threshold_rules(self):
-        return self._of_engine("threshold_rules")
+        return self._served().threshold_rules
 
     @cached_property
     def inbox(self):

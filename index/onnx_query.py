@@ -21,8 +21,10 @@ Nothing here imports torch except ``export_query_encoder`` (build time).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel
@@ -81,23 +83,36 @@ def export_query_encoder(model, prompt: str, folder: Path) -> QueryEncoder:
     )
 
 
-class OnnxQueryEncoder:
-    """Encodes questions with the exported graph: an ``Embedder`` for the query side only."""
+def copy_query_encoder(graph: Path, tokenizer: Path, prompt: str, max_tokens: int, dimension: int,
+                       folder: Path) -> QueryEncoder:
+    """Copy an already exported stock graph, its int8 twin (``model.int8.onnx`` beside it: onnx_export) and
+    its tokenizer into ``folder`` as the query encoder: what ``export_query_encoder`` would write for the
+    untuned model, without torch and the ~17 s export."""
+    import shutil
 
-    def __init__(self, folder: Path, exported: QueryEncoder, name: str, threads: int = 1,
-                 precision: str = "float32"):
-        self.name = name
-        self._folder = Path(folder)
-        self._exported = exported
-        self.graph_file = exported.graph(precision)
-        self._threads = threads
+    from .onnx_export import INT8_FILE as MODEL_INT8_FILE
+
+    for source, name in ((graph, ENCODER_FILE), (graph.parent / MODEL_INT8_FILE, INT8_FILE), (tokenizer, TOKENIZER_FILE)):
+        try:
+            os.link(source, folder / name)  # same file system: no copy (both are replaced, never written in place)
+        except OSError:
+            shutil.copyfile(source, folder / name)
+    return QueryEncoder(
+        file=ENCODER_FILE, tokenizer=TOKENIZER_FILE, sha256=file_sha256(folder / ENCODER_FILE), prompt=prompt,
+        max_tokens=max_tokens, dimension=dimension, int8_file=INT8_FILE, int8_sha256=file_sha256(folder / INT8_FILE),
+    )
+
+
+class OnnxTextEncoder:
+    """Runs an exported e5 graph (input_ids, attention_mask -> last hidden states) with its tokenizer
+    and mean-pools exactly as sentence-transformers does. Texts are encoded longest first in batches,
+    so each batch pads to nearly its own length; the vectors come back in the order given."""
+
+    def __init__(self, graph: Path, tokenizer: Path, max_tokens: int, threads: int = 1):
+        self.graph, self.tokenizer_file, self.max_tokens, self._threads = Path(graph), Path(tokenizer), max_tokens, threads
         self._session = None
         self._tokenizer = None
         self._lock = threading.Lock()
-
-    @property
-    def dimension(self) -> int:
-        return self._exported.dimension
 
     def _load(self):
         if self._session is None:
@@ -106,32 +121,64 @@ class OnnxQueryEncoder:
                     import onnxruntime as ort
                     from tokenizers import Tokenizer
 
-                    tokenizer = Tokenizer.from_file(str(self._folder / self._exported.tokenizer))
-                    tokenizer.enable_truncation(self._exported.max_tokens)
+                    tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
+                    tokenizer.enable_truncation(self.max_tokens)
                     tokenizer.no_padding()
                     options = ort.SessionOptions()
                     options.intra_op_num_threads = self._threads
                     options.inter_op_num_threads = 1
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    self._session = ort.InferenceSession(str(self._folder / self.graph_file), options,
-                                                         providers=["CPUExecutionProvider"])
+                    self._session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
                     self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], prompt: str = "", batch_size: int = 32,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """L2-normalised float32 vectors of ``prompt + text`` for each text; ``progress(n)`` after each batch."""
         session, tokenizer = self._load()
-        encodings = tokenizer.encode_batch([self._exported.prompt + t for t in texts])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = 1
-        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        encodings = tokenizer.encode_batch([prompt + t for t in texts])
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        out: np.ndarray | None = None
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(rows):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            summed = (hidden * mask[..., None]).sum(axis=1)
+            vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+            if progress:
+                progress(len(rows))
+        if out is None:
+            raise ValueError("nothing to encode")
+        return out
+
+
+class OnnxQueryEncoder:
+    """Encodes questions with the exported graph: an ``Embedder`` for the query side only."""
+
+    def __init__(self, folder: Path, exported: QueryEncoder, name: str, threads: int = 1,
+                 precision: str = "float32"):
+        self.name = name
+        self._exported = exported
+        self.graph_file = exported.graph(precision)
+        self._encoder = OnnxTextEncoder(Path(folder) / self.graph_file, Path(folder) / exported.tokenizer,
+                                        exported.max_tokens, threads)
+
+    @property
+    def dimension(self) -> int:
+        return self._exported.dimension
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encoder.encode(texts, self._exported.prompt)
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         raise NotImplementedError("the ONNX query encoder only encodes questions; passages are embedded at build time")

@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     query_prompt: str | None = Field(None, description="Prefix for queries; default: the model's own 'query' prompt")
     passage_prompt: str | None = Field(None, description="Prefix for passages; default: the model's 'passage' prompt")
     embed_batch_size: int = Field(8, ge=1, le=512, description="Passages per model call when building")
-    torch_threads: int = Field(0, ge=0, description="Threads for torch; 0 = all cores")
+    torch_threads: int = Field(0, ge=0, description="Threads for torch and for the build's ONNX Runtime; 0 = all cores")
+    build_runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="What embeds passages and (untuned) example questions when building: ONNX Runtime over "
+        "the model folder's exported graph (about half torch's time, same vectors) or torch"
+    )
     query_runtime: Literal["onnx", "torch"] = Field(
         "onnx", description="What encodes questions when searching: the ONNX graph the index build exported "
         "(no torch in the serving processes) or the torch model"

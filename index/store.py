@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -28,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .documents import SourceDocument, discover, read_blocks
@@ -37,7 +39,7 @@ from .paragraphs import Paragraph, build_paragraphs, searchable_text, sentence_u
 from .query import QueryRewriter
 from .questions import (STAFF_FILE, ExampleQuestion, QuestionMatch, load_questions, match_questions, question_key,
                         questions_hash)
-from .onnx_query import QueryEncoder, file_sha256
+from .onnx_query import OnnxQueryEncoder, QueryEncoder, file_sha256
 from .tune import LAYERS_FILE, TuningConfig
 
 FORMAT_VERSION = 5
@@ -105,6 +107,10 @@ class IndexManifest(BaseModel):
     sentence_count: int = 0
     query_tuning: QueryTuning | None = None
     query_encoder: QueryEncoder | None = None
+    # encoder_id() of what embedded the paragraphs and sentences, and the example questions: a later build
+    # with the same ids takes the vectors of texts it already holds from this index instead of embedding them
+    passage_encoder_id: str | None = None
+    question_encoder_id: str | None = None
     documents: list[DocumentInfo]
     versions: dict[str, str]
 
@@ -172,6 +178,64 @@ class BuildReport:
     tuning_seconds: float = 0.0
 
 
+def encoder_id(embedder: Embedder, kind: str) -> str | None:
+    """The embedder's id for ``kind`` vectors (SentenceTransformerEmbedder.encoder_id), None if it has none."""
+    method = getattr(embedder, "encoder_id", None)
+    return method(kind) if callable(method) else None
+
+
+@dataclass
+class PreviousVectors:
+    """The vectors of the index being replaced, by text, where the same encoders made them: a rebuild
+    (documents added, the background query tuning of a first start) embeds only texts it has not seen."""
+
+    passages: dict[str, np.ndarray] = field(default_factory=dict)
+    sentences: dict[str, np.ndarray] = field(default_factory=dict)
+    questions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, index_dir: Path, passage_id: str | None, question_id: str | None) -> "PreviousVectors":
+        import faiss
+
+        found = cls()
+        try:
+            manifest = read_manifest(index_dir)
+        except IndexUnavailableError:
+            return found
+        try:
+            if passage_id is not None and manifest.passage_encoder_id == passage_id:
+                rows = [json.loads(line) for line in (index_dir / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines() if line]
+                found.passages = _by_text([passage_text(Paragraph(**row)) for row in rows], faiss.read_index(str(index_dir / "dense.faiss")))
+                meta = json.loads((index_dir / "sentences.json").read_text(encoding="utf-8"))
+                found.sentences = _by_text([searchable_text(t) for t in meta["texts"]],
+                                           faiss.read_index(str(index_dir / "sentences.faiss")))
+            if question_id is not None and manifest.question_encoder_id == question_id:
+                texts = json.loads((index_dir / "questions.json").read_text(encoding="utf-8")).get("texts") or []
+                found.questions = _by_text(texts, faiss.read_index(str(index_dir / "questions.faiss")))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # a damaged old index: embed everything
+            return cls()
+        return found
+
+    @staticmethod
+    def embed(texts: list[str], known: dict[str, np.ndarray], encode: Callable[[list[str]], np.ndarray], what: str,
+              progress: Callable[[str], None]) -> np.ndarray:
+        """Vectors of ``texts``: those in ``known`` as they are, the others through ``encode``."""
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        reused = len(texts) - sum(1 for t in texts if t not in known)
+        progress(f"embedding {len(texts)} {what}" + (f" ({reused} unchanged, taken from the previous index)" if reused else ""))
+        table = dict(known)
+        if missing:
+            table.update(zip(missing, encode(missing)))
+        return np.ascontiguousarray(np.stack([table[t] for t in texts]), dtype=np.float32)
+
+
+def _by_text(texts: list[str], index) -> dict[str, np.ndarray]:
+    if index.ntotal != len(texts):
+        raise ValueError("texts and vectors differ in number")
+    vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else []
+    return dict(zip(texts, vectors))
+
+
 def collect_paragraphs(knowledge_dir: Path) -> tuple[list[SourceDocument], list[Paragraph]]:
     docs = discover(knowledge_dir)
     paragraphs: list[Paragraph] = []
@@ -199,29 +263,22 @@ def build_index(
     if not paragraphs:
         raise IndexMissingError(f"no text found in {knowledge_dir}: add PDF, DOCX, Markdown or text files")
     texts = [passage_text(p) for p in paragraphs]
-    progress(f"embedding {len(texts)} paragraphs")
-    vectors = embedder.encode_passages(texts, show_progress=show_progress)
+    passage_id, question_id = encoder_id(embedder, "passage"), encoder_id(embedder, "query")
+    previous = PreviousVectors.read(index_dir, passage_id, question_id)
+    def encode_passages(batch: list[str]) -> np.ndarray:
+        return embedder.encode_passages(batch, show_progress=show_progress)
+
+    vectors = previous.embed(texts, previous.passages, encode_passages, "paragraphs", progress)
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(vectors)
     matched = match_questions(load_questions(knowledge_dir), [p.paragraph_id for p in paragraphs])
+    question_texts = [q.question for q in matched.kept]
     questions = faiss.IndexFlatIP(vectors.shape[1])
     tuned = None
     if tuning is not None and tuning.epochs > 0 and matched.kept and isinstance(embedder, QueryTunable):
         progress(f"tuning the query encoder on {len(matched.kept)} example questions ({tuning.epochs} epochs)")
-        tuned = embedder.tune_queries([q.question for q in matched.kept], matched.owners, vectors, tuning, progress)
-    if matched.kept:
-        progress(f"embedding {len(matched.kept)} example questions")
-        questions.add(embedder.encode_queries([q.question for q in matched.kept]))
-    sentences, sentence_owners = paragraph_sentences(paragraphs)
-    progress(f"embedding {len(sentences)} sentences")
-    sentence_index = faiss.IndexFlatIP(vectors.shape[1])
-    sentence_index.add(embedder.encode_passages([searchable_text(t) for t in sentences], show_progress=show_progress))
-    progress("building the lexical index")
-    lexical = LexicalIndex.build(keyword_texts(paragraphs, texts, matched))
-
-    counts: dict[str, int] = {}
-    for p in paragraphs:
-        counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+        tuned = embedder.tune_queries(question_texts, matched.owners, vectors, tuning, progress)
+        question_id = encoder_id(embedder, "query")
     tmp = index_dir.with_name(index_dir.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -236,6 +293,23 @@ def build_index(
     if isinstance(embedder, QueryExportable):
         progress("exporting the query encoder to ONNX")
         query_encoder = embedder.export_query_encoder(tmp)
+    if matched.kept:
+        encode = embedder.encode_queries
+        if query_encoder is not None and tuned is not None:
+            # The tuned questions go through the float32 graph just exported: the one searches use, faster than torch.
+            exported = OnnxQueryEncoder(tmp, query_encoder, embedder.name, threads=os.cpu_count() or 1)
+            encode = exported.encode_queries
+        questions.add(previous.embed(question_texts, previous.questions, encode, "example questions", progress))
+    sentences, sentence_owners = paragraph_sentences(paragraphs)
+    sentence_index = faiss.IndexFlatIP(vectors.shape[1])
+    sentence_index.add(previous.embed([searchable_text(t) for t in sentences], previous.sentences, encode_passages,
+                                      "sentences", progress))
+    progress("building the lexical index")
+    lexical = LexicalIndex.build(keyword_texts(paragraphs, texts, matched))
+
+    counts: dict[str, int] = {}
+    for p in paragraphs:
+        counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
     manifest = IndexManifest(
         format_version=FORMAT_VERSION,
         pipeline_version=PIPELINE_VERSION,
@@ -252,6 +326,8 @@ def build_index(
         sentence_count=len(sentences),
         query_tuning=query_tuning,
         query_encoder=query_encoder,
+        passage_encoder_id=passage_id,
+        question_encoder_id=question_id,
         documents=[
             DocumentInfo(
                 doc_id=d.doc_id, slug=d.slug, title=d.title, publisher=d.publisher, year=d.year,
@@ -266,7 +342,8 @@ def build_index(
             f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
     faiss.write_index(dense, str(tmp / "dense.faiss"))
     faiss.write_index(questions, str(tmp / "questions.faiss"))
-    (tmp / "questions.json").write_text(json.dumps({"owners": matched.owners}), encoding="utf-8")
+    (tmp / "questions.json").write_text(json.dumps({"owners": matched.owners, "texts": question_texts},
+                                                   ensure_ascii=False), encoding="utf-8")
     faiss.write_index(sentence_index, str(tmp / "sentences.faiss"))
     (tmp / "sentences.json").write_text(json.dumps({"owners": sentence_owners, "texts": sentences}, ensure_ascii=False),
                                         encoding="utf-8")

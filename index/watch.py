@@ -37,10 +37,11 @@ def manifest_signature(path: Path) -> Optional[Signature]:
 
 
 class IndexWatcher(Generic[Engine]):
-    def __init__(self, load: Callable[[], Engine], manifest: Path, check_seconds: float = 5.0,
+    def __init__(self, load: Callable[[], Engine], manifest: Optional[Path], check_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
         self._load, self.manifest, self.check_seconds, self._clock = load, manifest, check_seconds, clock
         self._background = background  # tests load in the calling thread
+        # manifest None: the first engine is kept (an engine not loaded from an index folder)
         self._engine: Optional[Engine] = None
         self._signature: Optional[Signature] = None  # of the manifest the engine (or the failed attempt) came from
         self._checked = float("-inf")
@@ -51,7 +52,7 @@ class IndexWatcher(Generic[Engine]):
 
     def initial(self) -> Engine:
         """Load the first engine in the calling thread (its errors propagate: nothing to fall back to)."""
-        signature = manifest_signature(self.manifest)
+        signature = manifest_signature(self.manifest) if self.manifest is not None else None
         engine = self._load()
         with self._lock:
             self._engine, self._signature, self._checked = engine, signature, self._clock()
@@ -68,7 +69,7 @@ class IndexWatcher(Generic[Engine]):
                 if self._engine is None:
                     return self.initial()
         now = self._clock()
-        if now - self._checked < self.check_seconds:
+        if self.manifest is None or now - self._checked < self.check_seconds:
             return self._engine
         with self._lock:
             if now - self._checked < self.check_seconds or self._loading:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 
 from .app import create_app
@@ -21,8 +23,17 @@ def server_config(settings: ServiceSettings, app=None) -> uvicorn.Config:
                           log_level=settings.log_level, ws="none", proxy_headers=False)
 
 
+def configure_logging(settings: ServiceSettings) -> None:
+    """The app's own loggers (index loaded, a rebuilt index swapped in, search unavailable) at the service's
+    log level, in the action server's format; uvicorn configures only its own loggers."""
+    level = getattr(logging, settings.log_level.upper(), logging.DEBUG)  # uvicorn's "trace": everything
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(max(level, logging.WARNING))  # which CPU build it tried, at every start
+
+
 def main() -> None:
     settings = get_service_settings()
+    configure_logging(settings)
     docs = "/docs" if settings.api_docs else "/openapi.json"
     print(f"Kunskapstjänsten startar på http://{settings.host}:{settings.port}  (API-dokumentation: {docs})", flush=True)
     uvicorn.Server(server_config(settings)).run()

