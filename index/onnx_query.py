@@ -20,6 +20,7 @@ Nothing here imports torch except ``export_query_encoder`` (build time).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -93,10 +94,16 @@ def copy_query_encoder(graph: Path, tokenizer: Path, prompt: str, max_tokens: in
     from .onnx_export import INT8_FILE as MODEL_INT8_FILE
 
     for source, name in ((graph, ENCODER_FILE), (graph.parent / MODEL_INT8_FILE, INT8_FILE), (tokenizer, TOKENIZER_FILE)):
+        target = folder / name
+        target.unlink(missing_ok=True)  # never write through an earlier link into the model folder
         try:
-            os.link(source, folder / name)  # same file system: no copy (both are replaced, never written in place)
-        except OSError:
-            shutil.copyfile(source, folder / name)
+            # One file system: a link, no copy. Safe because neither side is ever written in place: the export
+            # replaces its files (os.replace), a build writes a new index folder, and loading checks each sha256.
+            os.link(source, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(source, target)
     return QueryEncoder(
         file=ENCODER_FILE, tokenizer=TOKENIZER_FILE, sha256=file_sha256(folder / ENCODER_FILE), prompt=prompt,
         max_tokens=max_tokens, dimension=dimension, int8_file=INT8_FILE, int8_sha256=file_sha256(folder / INT8_FILE),
@@ -128,8 +135,9 @@ class OnnxTextEncoder:
                     options.intra_op_num_threads = self._threads
                     options.inter_op_num_threads = 1
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    self._session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
-                    self._tokenizer = tokenizer
+                    session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
+                    self._tokenizer = tokenizer  # before the session: callers test the session alone
+                    self._session = session
         return self._session, self._tokenizer
 
     def encode(self, texts: list[str], prompt: str = "", batch_size: int = 32,

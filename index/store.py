@@ -192,6 +192,7 @@ class PreviousVectors:
     passages: dict[str, np.ndarray] = field(default_factory=dict)
     sentences: dict[str, np.ndarray] = field(default_factory=dict)
     questions: dict[str, np.ndarray] = field(default_factory=dict)
+    question_id: str | None = None  # the encoder id the question vectors were taken for
 
     @classmethod
     def read(cls, index_dir: Path, passage_id: str | None, question_id: str | None) -> "PreviousVectors":
@@ -212,6 +213,7 @@ class PreviousVectors:
             if question_id is not None and manifest.question_encoder_id == question_id:
                 texts = json.loads((index_dir / "questions.json").read_text(encoding="utf-8")).get("texts") or []
                 found.questions = _by_text(texts, faiss.read_index(str(index_dir / "questions.faiss")))
+                found.question_id = question_id
         except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # a damaged old index: embed everything
             return cls()
         return found
@@ -279,6 +281,8 @@ def build_index(
         progress(f"tuning the query encoder on {len(matched.kept)} example questions ({tuning.epochs} epochs)")
         tuned = embedder.tune_queries(question_texts, matched.owners, vectors, tuning, progress)
         question_id = encoder_id(embedder, "query")
+        if question_id is None or question_id != previous.question_id:
+            previous.questions = {}  # made by the encoder before the tuning: every question is embedded again
     tmp = index_dir.with_name(index_dir.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

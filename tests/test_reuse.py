@@ -117,3 +117,46 @@ def test_a_damaged_previous_index_is_embedded_again_not_trusted(knowledge, tmp_p
     build_index(knowledge, index_dir, again)
     assert len(again.passages) == read_manifest(index_dir).paragraph_count + read_manifest(index_dir).sentence_count
     assert meta["texts"]  # the questions' texts are stored beside their vectors, for the next build
+
+
+class TunableEmbedder(CountingEmbedder):
+    """Tuning changes the query side: after it the embedder has no query id and gives other vectors."""
+
+    def __init__(self):
+        super().__init__()
+        self.tuned = False
+
+    def encoder_id(self, kind: str) -> str | None:
+        return None if kind == "query" and self.tuned else self.ids[kind]
+
+    def tune_queries(self, questions, owners, passage_vectors, config, progress=None):
+        from types import SimpleNamespace
+
+        self.tuned = True
+        return SimpleNamespace(questions=len(questions), steps=1, seconds=0.0, first_loss=1.0, last_loss=0.5)
+
+    def save_query_layers(self, path):
+        path.write_bytes(b"layers")
+        return "0" * 64
+
+    def use_query_layers(self, path):
+        pass
+
+    def encode_queries(self, texts):
+        return -super().encode_queries(texts) if self.tuned else super().encode_queries(texts)
+
+
+def test_the_tuning_after_a_deferred_build_embeds_every_question_again_but_no_paragraph(knowledge, tmp_path):
+    """The background tuning of a first start: the paragraphs and sentences come from the untuned index, the
+    example questions are embedded again with the tuned encoder (found by the reviewer: they were taken from
+    the untuned index, so searches compared tuned questions with stock example vectors)."""
+    from index.tune import TuningConfig
+
+    index_dir = tmp_path / "index"
+    build_index(knowledge, index_dir, CountingEmbedder())  # --defer-tuning
+    untuned = vectors(index_dir, "questions.faiss")
+    tuned = TunableEmbedder()
+    build_index(knowledge, index_dir, tuned, tuning=TuningConfig(epochs=1))
+    assert tuned.passages == [] and len(tuned.queries) == read_manifest(index_dir).question_count
+    np.testing.assert_array_equal(vectors(index_dir, "questions.faiss"), -untuned)
+    assert read_manifest(index_dir).question_encoder_id is None
