@@ -355,3 +355,28 @@ def test_a_damaged_or_missing_onnx_encoder_names_the_file(tuned_index, tmp_path)
     (copy / TOKENIZER_FILE).unlink()
     with pytest.raises(IndexCorruptError, match=f"{TOKENIZER_FILE} is missing.*index build"):
         SearchEngine.load(broken)
+
+
+def test_an_untuned_build_links_the_stock_graphs_and_needs_no_torch(tuned_index, tmp_path):
+    """A build without tuning (`make run`'s first build) takes the model folder's exported graphs as its query
+    encoder, embeds everything with ONNX Runtime, and its searches give the stock model's query vectors."""
+    from index.embed import SentenceTransformerEmbedder
+    from index.onnx_export import onnx_path
+    from index.onnx_query import file_sha256
+    from index.search import SearchEngine
+
+    settings, _ = tuned_index
+    plain = settings.model_copy(update={"index_dir": tmp_path / "untuned"})
+    builder = SentenceTransformerEmbedder(plain)
+    build_index(plain.knowledge_dir, plain.index_dir, builder, tuning=None)
+    assert builder._model is None  # torch never loaded
+    manifest = read_manifest(plain.index_dir)
+    graph = onnx_path(builder._folder())
+    assert manifest.query_encoder.sha256 == file_sha256(graph)
+    linked = (plain.index_dir / manifest.query_encoder.file).stat()
+    if linked.st_dev == graph.stat().st_dev:  # one file system: a link, not a copy
+        assert linked.st_ino == graph.stat().st_ino
+    engine = SearchEngine.load(plain.model_copy(update={"query_precision": "float32"}))
+    question = ["kan vi som förening jobba ihop med regionen?"]
+    torch_stock = SentenceTransformerEmbedder(settings.model_copy(update={"build_runtime": "torch"}))
+    np.testing.assert_allclose(engine.embedder.encode_queries(question), torch_stock.encode_queries(question), atol=1e-4)
