@@ -189,34 +189,41 @@ class PreviousVectors:
     """The vectors of the index being replaced, by text, where the same encoders made them: a rebuild
     (documents added, the background query tuning of a first start) embeds only texts it has not seen."""
 
+    manifest: IndexManifest | None = None
+    index_dir: Path | None = None
     passages: dict[str, np.ndarray] = field(default_factory=dict)
     sentences: dict[str, np.ndarray] = field(default_factory=dict)
-    questions: dict[str, np.ndarray] = field(default_factory=dict)
-    question_id: str | None = None  # the encoder id the question vectors were taken for
 
     @classmethod
-    def read(cls, index_dir: Path, passage_id: str | None, question_id: str | None) -> "PreviousVectors":
+    def read(cls, index_dir: Path, passage_id: str | None) -> "PreviousVectors":
         import faiss
 
-        found = cls()
         try:
-            manifest = read_manifest(index_dir)
+            found = cls(read_manifest(index_dir), index_dir)
         except IndexUnavailableError:
-            return found
+            return cls()
         try:
-            if passage_id is not None and manifest.passage_encoder_id == passage_id:
+            if passage_id is not None and found.manifest.passage_encoder_id == passage_id:
                 rows = [json.loads(line) for line in (index_dir / "paragraphs.jsonl").read_text(encoding="utf-8").splitlines() if line]
                 found.passages = _by_text([passage_text(Paragraph(**row)) for row in rows], faiss.read_index(str(index_dir / "dense.faiss")))
                 meta = json.loads((index_dir / "sentences.json").read_text(encoding="utf-8"))
                 found.sentences = _by_text([searchable_text(t) for t in meta["texts"]],
                                            faiss.read_index(str(index_dir / "sentences.faiss")))
-            if question_id is not None and manifest.question_encoder_id == question_id:
-                texts = json.loads((index_dir / "questions.json").read_text(encoding="utf-8")).get("texts") or []
-                found.questions = _by_text(texts, faiss.read_index(str(index_dir / "questions.faiss")))
-                found.question_id = question_id
         except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # a damaged old index: embed everything
             return cls()
         return found
+
+    def questions(self, question_id: str | None) -> dict[str, np.ndarray]:
+        """The example questions' vectors, where ``question_id`` (known once any tuning is done) made them."""
+        import faiss
+
+        if question_id is None or self.manifest is None or self.manifest.question_encoder_id != question_id:
+            return {}
+        try:
+            texts = json.loads((self.index_dir / "questions.json").read_text(encoding="utf-8")).get("texts") or []
+            return _by_text(texts, faiss.read_index(str(self.index_dir / "questions.faiss")))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # damaged: embed them all
+            return {}
 
     @staticmethod
     def embed(texts: list[str], known: dict[str, np.ndarray], encode: Callable[[list[str]], np.ndarray], what: str,
@@ -265,8 +272,8 @@ def build_index(
     if not paragraphs:
         raise IndexMissingError(f"no text found in {knowledge_dir}: add PDF, DOCX, Markdown or text files")
     texts = [passage_text(p) for p in paragraphs]
-    passage_id, question_id = encoder_id(embedder, "passage"), encoder_id(embedder, "query")
-    previous = PreviousVectors.read(index_dir, passage_id, question_id)
+    passage_id = encoder_id(embedder, "passage")
+    previous = PreviousVectors.read(index_dir, passage_id)
     def encode_passages(batch: list[str]) -> np.ndarray:
         return embedder.encode_passages(batch, show_progress=show_progress)
 
@@ -280,9 +287,7 @@ def build_index(
     if tuning is not None and tuning.epochs > 0 and matched.kept and isinstance(embedder, QueryTunable):
         progress(f"tuning the query encoder on {len(matched.kept)} example questions ({tuning.epochs} epochs)")
         tuned = embedder.tune_queries(question_texts, matched.owners, vectors, tuning, progress)
-        question_id = encoder_id(embedder, "query")
-        if question_id is None or question_id != previous.question_id:
-            previous.questions = {}  # made by the encoder before the tuning: every question is embedded again
+    question_id = encoder_id(embedder, "query")  # after the tuning: a tuned query side has none
     tmp = index_dir.with_name(index_dir.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -303,7 +308,8 @@ def build_index(
             # The tuned questions go through the float32 graph just exported: the one searches use, faster than torch.
             exported = OnnxQueryEncoder(tmp, query_encoder, embedder.name, threads=os.cpu_count() or 1)
             encode = exported.encode_queries
-        questions.add(previous.embed(question_texts, previous.questions, encode, "example questions", progress))
+        questions.add(previous.embed(question_texts, previous.questions(question_id), encode, "example questions",
+                                     progress))
     sentences, sentence_owners = paragraph_sentences(paragraphs)
     sentence_index = faiss.IndexFlatIP(vectors.shape[1])
     sentence_index.add(previous.embed([searchable_text(t) for t in sentences], previous.sentences, encode_passages,
