@@ -55,9 +55,13 @@ model: install
 # then runs in the background once the stack is ready, and the running processes take the tuned index in);
 # every other target wants the tuned index, so `index` also rebuilds one that was left untuned.
 INDEX_BUILD_FLAGS ?=
+# When only the app environment was reinstalled (a changed pyproject.toml or requirements file), the CLI
+# decides (--if-needed): it rebuilds when the documents, the model, the index format or a library that
+# shapes the index changed, and otherwise keeps the index, with its query tuning (20-40 min of CPU on two
+# cores without bfloat16, which `make run`'s --defer-tuning build would otherwise throw away).
 $(INDEX_DIR)/manifest.json: $(BIN)/.installed $(wildcard knowledge/*) $(filter-out knowledge/questions/staff.jsonl,$(wildcard knowledge/questions/*)) $(wildcard index/*.py)
 	$(call STEP,"Building the search index (only when knowledge/ or index/ changed)")
-	$(BIN)/python -m index build $(INDEX_BUILD_FLAGS)
+	$(BIN)/python -m index build $(INDEX_BUILD_FLAGS) $(if $(filter-out $(BIN)/.installed,$?),,--if-needed)
 
 index: model $(INDEX_DIR)/manifest.json
 ifeq ($(INDEX_BUILD_FLAGS),)

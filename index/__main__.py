@@ -29,6 +29,16 @@ def cmd_prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def changed_libraries(built_with: dict[str, str]) -> str:
+    """The libraries whose version differs from the ones the index was built with ("bm25s 0.3.16 -> 0.3.17"),
+    "" when none: a new faiss, bm25s, stemmer, torch or model package may change what a build produces."""
+    from .store import library_versions
+
+    now = library_versions()
+    return ", ".join(f"{name} {built_with.get(name, 'none')} -> {now.get(name, 'none')}"
+                     for name in sorted(set(now) | set(built_with)) if now.get(name) != built_with.get(name))
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .embed import SentenceTransformerEmbedder, prepare_model
     from .store import build_index
@@ -44,17 +54,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         except IndexUnavailableError as exc:
             console.log(f"rebuilding: {exc}")
         else:
-            if args.defer_tuning:
+            changed = changed_libraries(manifest.versions)
+            if changed:
+                console.log(f"rebuilding: the libraries that shape the index changed ({changed})")
+            elif args.defer_tuning:
                 print(f"index up to date: {settings.index_dir}")
                 return 0
-            wanted = settings.tuning()
-            built = manifest.query_tuning.digest if manifest.query_tuning else None
-            # An index without example questions has no tuning whatever the setting says.
-            if (wanted.digest() if wanted and manifest.question_count else None) == built:
-                print(f"index up to date: {settings.index_dir}")
-                return 0
-            console.log("rebuilding: the index was built without its query tuning (--defer-tuning)" if built is None
-                        else "rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_*) changed")
+            else:
+                wanted = settings.tuning()
+                built = manifest.query_tuning.digest if manifest.query_tuning else None
+                # An index without example questions has no tuning whatever the setting says.
+                if (wanted.digest() if wanted and manifest.question_count else None) == built:
+                    print(f"index up to date: {settings.index_dir}")
+                    return 0
+                console.log("rebuilding: the index was built without its query tuning (--defer-tuning)" if built is None
+                            else "rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_*) changed")
     with console.status("preparing the embedding model"):
         prepare_model(settings)
     embedder = SentenceTransformerEmbedder(settings)

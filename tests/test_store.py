@@ -115,3 +115,45 @@ def test_sentences_that_do_not_match_their_vectors_are_refused(tiny_index):
     meta.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="sentences.faiss"):
         load_index(tiny_index.index_dir, "fake-embedder")
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_build_if_needed_keeps_an_up_to_date_index_and_rebuilds_after_a_library_upgrade(tiny_index, monkeypatch,
+                                                                                         capsys, upgrade):
+    """`make run` asks the CLI (--if-needed) when only the app environment was reinstalled: an index built
+    with the same documents, model and libraries is kept (with its query tuning); a new version of a
+    library that shapes the index (here bm25s) rebuilds it."""
+    import index.__main__ as cli
+    import index.embed
+    import index.store
+
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tiny_index.index_dir))
+    monkeypatch.setenv("ASSISTANT_KNOWLEDGE_DIR", str(tiny_index.knowledge_dir))
+    monkeypatch.setenv("ASSISTANT_MODEL", tiny_index.model)
+
+    class Rebuilt(Exception):
+        pass
+
+    def build_index(*args, **kwargs):
+        raise Rebuilt
+
+    monkeypatch.setattr(index.embed, "prepare_model", lambda settings: None)
+    monkeypatch.setattr(index.embed, "SentenceTransformerEmbedder", lambda settings: None)
+    monkeypatch.setattr(index.store, "build_index", build_index)
+    versions = index.store.library_versions()
+    if upgrade:
+        monkeypatch.setattr(index.store, "library_versions", lambda: {**versions, "bm25s": "99.0"})
+    cli.get_settings.cache_clear()
+    try:
+        if upgrade:
+            with pytest.raises(Rebuilt):
+                cli.main(["build", "--if-needed", "--defer-tuning", "--quiet"])
+        else:
+            assert cli.main(["build", "--if-needed", "--defer-tuning", "--quiet"]) == 0
+    finally:
+        cli.get_settings.cache_clear()
+    out = capsys.readouterr()
+    if upgrade:
+        assert f"bm25s {versions['bm25s']} -> 99.0" in out.err
+    else:
+        assert "index up to date" in out.out
