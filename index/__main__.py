@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .documents import KnowledgeError
-from .settings import get_settings
+from .settings import Settings, get_settings
 from .store import IndexUnavailableError
 
 
@@ -39,6 +39,29 @@ def changed_libraries(built_with: dict[str, str]) -> str:
                      for name in sorted(set(now) | set(built_with)) if now.get(name) != built_with.get(name))
 
 
+def rebuild_reason(settings: Settings, defer_tuning: bool) -> str | None:
+    """Why the index in ``settings.index_dir`` must be built again (``--if-needed``), None when it is up to date."""
+    from .store import check_compatible, read_manifest
+
+    try:
+        manifest = read_manifest(settings.index_dir)
+        check_compatible(manifest, settings.index_dir, settings.model, settings.knowledge_dir)
+    except IndexUnavailableError as exc:
+        return str(exc)
+    changed = changed_libraries(manifest.versions)
+    if changed:
+        return f"the libraries that shape the index changed ({changed})"
+    if defer_tuning:
+        return None
+    wanted = settings.tuning()
+    built = manifest.query_tuning.digest if manifest.query_tuning else None
+    # An index without example questions has no tuning whatever the setting says.
+    if (wanted.digest() if wanted and manifest.question_count else None) == built:
+        return None
+    return ("the index was built without its query tuning (--defer-tuning)" if built is None
+            else "the query tuning settings (ASSISTANT_QUERY_TUNING_*) changed")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .embed import SentenceTransformerEmbedder, prepare_model
     from .store import build_index
@@ -46,29 +69,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = get_settings()
     console = _console()
     if args.if_needed:
-        from .store import check_compatible, read_manifest
-
-        try:
-            manifest = read_manifest(settings.index_dir)
-            check_compatible(manifest, settings.index_dir, settings.model, settings.knowledge_dir)
-        except IndexUnavailableError as exc:
-            console.log(f"rebuilding: {exc}")
-        else:
-            changed = changed_libraries(manifest.versions)
-            if changed:
-                console.log(f"rebuilding: the libraries that shape the index changed ({changed})")
-            elif args.defer_tuning:
-                print(f"index up to date: {settings.index_dir}")
-                return 0
-            else:
-                wanted = settings.tuning()
-                built = manifest.query_tuning.digest if manifest.query_tuning else None
-                # An index without example questions has no tuning whatever the setting says.
-                if (wanted.digest() if wanted and manifest.question_count else None) == built:
-                    print(f"index up to date: {settings.index_dir}")
-                    return 0
-                console.log("rebuilding: the index was built without its query tuning (--defer-tuning)" if built is None
-                            else "rebuilding: the query tuning settings (ASSISTANT_QUERY_TUNING_*) changed")
+        reason = rebuild_reason(settings, args.defer_tuning)
+        if reason is None:
+            print(f"index up to date: {settings.index_dir}")
+            return 0
+        console.log(f"rebuilding: {reason}")
     with console.status("preparing the embedding model"):
         prepare_model(settings)
     embedder = SentenceTransformerEmbedder(settings)

@@ -29,19 +29,14 @@ ENV = {"RASA_CACHE_DIRECTORY": str(ROOT / "var" / "rasa" / "cache"), **os.enviro
 pytestmark = pytest.mark.slow
 
 
-def rasa(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def rasa(*args: str, timeout: int = 1800, launched: bool = False) -> subprocess.CompletedProcess:
+    """Rasa's CLI; ``launched``: through bot/launch.py, as the server runs it, so a model loads with
+    bot/fastload.py (15 CPU-s instead of 57; test_supervision checks that it predicts exactly what Rasa's
+    own loader does)."""
     if not RASA.exists():
         pytest.fail(f"Rasa is not installed at {RASA}: run `make rasa-env`")
-    return subprocess.run([str(RASA), *args], cwd=BOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def launched_rasa(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Rasa's CLI through bot/launch.py, as the server runs it: the model loads with bot/fastload.py
-    (15 CPU-s instead of 57; test_supervision checks that it predicts exactly what Rasa's loader does)."""
-    if not RASA.exists():
-        pytest.fail(f"Rasa is not installed at {RASA}: run `make rasa-env`")
-    return subprocess.run([str(RASA.parent / "python"), "-m", "bot.launch", *args], cwd=BOT, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    command = [str(RASA.parent / "python"), "-m", "bot.launch"] if launched else [str(RASA)]
+    return subprocess.run([*command, *args], cwd=BOT, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def need_model() -> None:
@@ -68,8 +63,8 @@ def test_rasa_data_validate():
 
 def test_stories_pass_without_prediction_errors(tmp_path):
     need_model()
-    result = launched_rasa("test", "core", "--model", str(MODEL), "--stories", "tests/test_stories.yml",
-                  "--fail-on-prediction-errors", "--out", str(tmp_path / "core"))
+    result = rasa("test", "core", "--model", str(MODEL), "--stories", "tests/test_stories.yml",
+                  "--fail-on-prediction-errors", "--out", str(tmp_path / "core"), launched=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((tmp_path / "core" / "story_report.json").read_text())
     assert report["accuracy"] == 1.0
@@ -144,8 +139,8 @@ def test_nlu_on_held_out_examples():
     result = rasa("train", "nlu", "--nlu", str(train), "--config", "config.yml", "--out", str(out / "model"),
                   "--fixed-model-name", "nlu", timeout=3600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    result = launched_rasa("test", "nlu", "--nlu", str(test), "--model", str(out / "model" / "nlu.tar.gz"),
-                  "--out", str(out / "report"), timeout=1800)
+    result = rasa("test", "nlu", "--nlu", str(test), "--model", str(out / "model" / "nlu.tar.gz"),
+                  "--out", str(out / "report"), timeout=1800, launched=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     intents = json.loads((out / "report" / "intent_report.json").read_text())
     weighted = intents["weighted avg"]["f1-score"]
