@@ -97,11 +97,84 @@ SMALL_TALK_WORDS = 7  # a greeting, thanks or goodbye this long that asks someth
 SMALL_TALK_LONG = 12  # ... and longer than this, it is a question whatever it looks like
 
 
-def asks_something(text: str) -> bool:
+# Words that address the assistant itself ("vad är du", "vem har byggt dig", "is this an AI"): a short
+# question with one of them is small talk about the assistant, not a question about the documents' topics.
+ADDRESSING_WORDS = frozenset((
+    "du", "dig", "dej", "din", "ditt", "dina", "ni", "er", "you", "your", "yours", "yourself", "u", "this", "detta",
+    "bot", "boten", "botten", "robot", "roboten", "ai", "chatbot", "chattbot", "chatbotten", "chattboten", "chatgpt",
+    "gpt", "assistent", "assistenten", "assistant", "människa", "manniska", "human", "person", "dator", "computer",
+    "machine", "chatt", "chatten", "chat", "någon", "nagon", "anyone", "anybody", "someone", "somebody"))
+# "vad bra!", "how nice", "what a relief": an interrogative followed by one of these opens an exclamation.
+EXCLAMATION_WORDS = frozenset((
+    "bra", "kul", "roligt", "snällt", "snallt", "skönt", "skont", "trevligt", "fint", "härligt", "harligt", "najs",
+    "intressant", "spännande", "spannande", "synd", "tråkigt", "trakigt", "tydligt", "smart", "perfekt", "konstigt",
+    "nice", "great", "cool", "good", "lovely", "awesome", "interesting", "helpful", "kind", "a", "an"))
+
+FUNCTION_WORDS = frozenset(("är", "ar", "det", "den", "då", "nu", "så", "och", "eller", "is", "it", "that", "then", "now",
+                            "so", "and", "or", "the", "ok", "okej", "hm", "hmm", "va", "eh"))
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip(",.!?:;\"'()”“").lower() for w in text[:MAX_QUESTION_SCAN].split()]
+
+
+def short_topic_question(text: str) -> bool:
+    """A short message that asks about something other than the assistant ("vad är ESPD", "Hej, vad är
+    IOP?", "what is a framework agreement"): it opens with an interrogative (after a greeting or thanks,
+    if any) or carries a question mark, addresses no one ("vad är du", "vem har byggt dig", "det här",
+    "are you a bot?"), and is no exclamation ("vad bra!", "how nice")."""
+    text = (text or "").strip()
+    if text.startswith("/"):
+        return False
+    raw = text[:MAX_QUESTION_SCAN].split()
+    words = _words(text)
+    if not words or len(words) >= SMALL_TALK_WORDS:
+        return False
+    # The question part starts after a leading greeting or thanks that ends with punctuation ("Tack! Vad är …").
+    start = 0 if words[0] in INTERROGATIVES else next((i + 1 for i, w in enumerate(raw[:3]) if w[-1] in ",.!:;"), 0)
+    asked = _polite_request_body(words[start:])
+    if addresses_assistant(asked):
+        return False
+    interrogative = bool(asked) and asked[0] in INTERROGATIVES
+    if interrogative and len(asked) > 1 and asked[1] in EXCLAMATION_WORDS:
+        return False
+    if not any(w not in QUESTION_WORDS and w not in FUNCTION_WORDS for w in asked):
+        return False  # "vad?", "hur då?", "is it?": nothing asked about
+    return interrogative or "?" in text or len(asked) < len(words) - start  # a polite request: "kan du förklara IOP"
+
+
+_POLITE = frozenset(("kan du", "kan ni", "skulle du", "skulle ni", "can you", "could you", "would you"))
+_POLITE_VERBS = frozenset(("förklara", "forklara", "berätta", "beratta", "säga", "saga", "beskriva", "sammanfatta",
+                           "explain", "tell", "describe", "summarize", "summarise", "clarify"))
+
+
+def addresses_assistant(words: list[str]) -> bool:
+    """Whether the (lower-cased) words speak to or about the assistant: "du", "you", "boten", "det här"."""
+    return any(w in ADDRESSING_WORDS for w in words) or any(
+        a in ("det", "den") and b in ("här", "har") for a, b in zip(words, words[1:]))
+
+
+def _polite_request_body(words: list[str]) -> list[str]:
+    """``words`` without a leading polite request to explain ("kan du förklara (för mig)", "could you tell
+    me"): what follows it is what the message asks about."""
+    if len(words) > 2 and " ".join(words[:2]) in _POLITE and words[2] in _POLITE_VERBS:
+        rest = words[3:]
+        if rest[:2] in (["för", "mig"], ["för", "oss"]):
+            rest = rest[2:]
+        elif rest[:1] in (["me"], ["us"], ["mig"], ["oss"]):
+            rest = rest[1:]
+        return rest
+    return words
+
+
+def asks_something(text: str, intent: str | None = None) -> bool:
     """Whether a message the NLU read as small talk (greet, thank, goodbye, "are you a bot") asks
     something: at least ``SMALL_TALK_WORDS`` words with a question mark or a question word ("Tack! Hur
-    länge får ett IOP pågå?"), or simply long ("We lost a tender. Can we ask to see the winning bid?").
-    "Hej, hur mår du?" stays small talk."""
+    länge får ett IOP pågå?"), simply long ("We lost a tender. Can we ask to see the winning bid?"), or
+    a short question about something other than the assistant (:func:`short_topic_question`: "vad är
+    ESPD"). "Hej, hur mår du?", "vad är du?" and "vad bra!" stay small talk, and so does a question
+    the NLU read as ``bot_challenge`` that speaks to the assistant ("what kind of questions can you
+    answer") unless it is long."""
     text = (text or "").strip()
     if text.startswith("/"):
         return False
@@ -109,6 +182,8 @@ def asks_something(text: str) -> bool:
     if len(words) > SMALL_TALK_LONG:
         return True
     if len(words) < SMALL_TALK_WORDS:
+        return short_topic_question(text)
+    if intent == "bot_challenge" and addresses_assistant(_polite_request_body(_words(text))):
         return False
     return "?" in text or any(w.strip(",.!:;").lower() in QUESTION_WORDS for w in words)
 
@@ -432,9 +507,9 @@ class ActionSmallTalk(Action):
         return "action_small_talk"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        if asks_something(tracker.latest_message.get("text") or ""):
-            return await ActionAnswer().run(dispatcher, tracker, domain)
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if asks_something(tracker.latest_message.get("text") or "", intent):
+            return await ActionAnswer().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=self.RESPONSES.get(intent, "utter_greet"))
         return []
 

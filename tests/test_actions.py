@@ -674,9 +674,35 @@ def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
     ("We lost a tender. Can we ask to see the winning bid and the evaluation?", True),
     ("Hello, I run a small cooperative in Mora and we wonder about reserved contracts", True),
     ("/greet", False),
+    # short: a question about something other than the assistant is a question whatever the NLU says
+    ("vad är ESPD", True), ("Vad är ESPD, tack", True), ("Hej, vad är IOP?", True), ("Tack! Vad är ESPD?", True),
+    ("what is a framework agreement", True), ("direktupphandlingsgräns?", True), ("kan du förklara IOP", True),
+    ("could you explain reserved contracts", True),
+    # ... but not one that speaks to the assistant, an exclamation, or one that names nothing
+    ("vad är du", False), ("vem är du?", False), ("are you a bot?", False), ("is this an AI?", False),
+    ("hur funkar den här chatten", False), ("hallå, är det någon där?", False), ("kan du förklara dig", False),
+    ("vad bra!", False), ("how nice", False), ("what a relief", False), ("vad?", False), ("hur då?", False),
+    ("ok?", False),
 ])
 def test_small_talk_that_asks_something_is_a_question(text, asks):
     assert A.asks_something(text) is asks
+
+
+@pytest.mark.parametrize("text, intent, asks", [
+    ("what kind of questions can you answer", "bot_challenge", False),
+    ("vilka frågor kan jag ställa till dig", "bot_challenge", False),
+    ("Kan du förklara för mig vad ett ramavtal är?", "bot_challenge", True),
+    ("Tack! Kan du säga hur länge ett IOP får pågå?", "thank", True),
+])
+def test_a_question_to_the_assistant_read_as_bot_challenge_stays_small_talk(text, intent, asks):
+    assert A.asks_something(text, intent) is asks
+
+
+def test_a_short_question_read_as_bot_challenge_is_answered(runtime):
+    messages, slots = run(A.ActionSmallTalk(), tracker("vad är ett idéburet offentligt partnerskap", "bot_challenge"))
+    assert "coverage" in messages[0]["custom"] and slots["last_question"]
+    messages, slots = run(A.ActionSmallTalk(), tracker("vad är du?", "bot_challenge"))
+    assert messages[0]["response"] == "utter_iamabot" and slots == {}
 
 
 def test_a_goodbye_that_asks_something_is_answered_and_a_plain_one_is_not(runtime):
