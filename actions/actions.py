@@ -110,6 +110,8 @@ EXCLAMATION_WORDS = frozenset((
     "intressant", "spännande", "spannande", "synd", "tråkigt", "trakigt", "tydligt", "smart", "perfekt", "konstigt",
     "nice", "great", "cool", "good", "lovely", "awesome", "interesting", "helpful", "kind", "a", "an"))
 
+GREETING_WORDS = frozenset(("hej", "hejsan", "hallå", "halla", "tjena", "tja", "tack", "hello", "hi", "hey", "thanks",
+                            "thank", "you", "god", "morgon", "good", "morning"))
 FUNCTION_WORDS = frozenset(("är", "ar", "det", "den", "då", "nu", "så", "och", "eller", "is", "it", "that", "then", "now",
                             "so", "and", "or", "the", "ok", "okej", "hm", "hmm", "va", "eh"))
 
@@ -138,8 +140,8 @@ def short_topic_question(text: str) -> bool:
     interrogative = bool(asked) and asked[0] in INTERROGATIVES
     if interrogative and len(asked) > 1 and asked[1] in EXCLAMATION_WORDS:
         return False
-    if not any(w not in QUESTION_WORDS and w not in FUNCTION_WORDS for w in asked):
-        return False  # "vad?", "hur då?", "is it?": nothing asked about
+    if not any(w not in QUESTION_WORDS and w not in FUNCTION_WORDS and w not in GREETING_WORDS for w in words):
+        return False  # "vad?", "Hej, hur då?", "is it?": nothing asked about ("IOP, vad är det?" names IOP)
     return interrogative or "?" in text or len(asked) < len(words) - start  # a polite request: "kan du förklara IOP"
 
 
