@@ -150,10 +150,16 @@ _POLITE_VERBS = frozenset(("förklara", "forklara", "berätta", "beratta", "säg
                            "explain", "tell", "describe", "summarize", "summarise", "clarify"))
 
 
+_LEGAL_PERSON = frozenset(("juridisk", "juridiska", "fysisk", "fysiska", "legal", "natural"))
+
+
 def addresses_assistant(words: list[str]) -> bool:
-    """Whether the (lower-cased) words speak to or about the assistant: "du", "you", "boten", "det här"."""
-    return any(w in ADDRESSING_WORDS for w in words) or any(
-        a in ("det", "den") and b in ("här", "har") for a, b in zip(words, words[1:]))
+    """Whether the (lower-cased) words speak to or about the assistant: "du", "you", "boten", "det här"
+    ("person" only when it is no "juridisk person", "legal person")."""
+    for before, word in zip(["", *words], words):
+        if word in ADDRESSING_WORDS and not (word in ("person", "personer") and before in _LEGAL_PERSON):
+            return True
+    return any(a in ("det", "den") and b in ("här", "har") for a, b in zip(words, words[1:]))
 
 
 def _polite_request_body(words: list[str]) -> list[str]:

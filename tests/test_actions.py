@@ -678,9 +678,10 @@ def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
     ("vad är ESPD", True), ("Vad är ESPD, tack", True), ("Hej, vad är IOP?", True), ("Tack! Vad är ESPD?", True),
     ("what is a framework agreement", True), ("direktupphandlingsgräns?", True), ("kan du förklara IOP", True),
     ("could you explain reserved contracts", True), ("IOP, vad är det?", True),
+    ("vad är en juridisk person?", True),
     # ... but not one that speaks to the assistant, an exclamation, or one that names nothing
     ("vad är du", False), ("vem är du?", False), ("are you a bot?", False), ("is this an AI?", False),
-    ("hur funkar den här chatten", False), ("hallå, är det någon där?", False), ("kan du förklara dig", False),
+    ("hur funkar den här chatten", False), ("hallå, är det någon där?", False), ("är det en person som svarar?", False), ("kan du förklara dig", False),
     ("vad bra!", False), ("how nice", False), ("what a relief", False), ("vad?", False), ("hur då?", False),
     ("ok?", False), ("Hej, hur då?", False), ("tack, vad?", False),
 ])
