@@ -26,6 +26,7 @@ from assistant.language import LANGUAGES, SWEDISH, detect_language
 from assistant.payload import is_answer
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
+from index.query import ACRONYMS
 
 log = logging.getLogger(__name__)
 
@@ -110,21 +111,37 @@ EXCLAMATION_WORDS = frozenset((
     "intressant", "spännande", "spannande", "synd", "tråkigt", "trakigt", "tydligt", "smart", "perfekt", "konstigt",
     "nice", "great", "cool", "good", "lovely", "awesome", "interesting", "helpful", "kind", "a", "an"))
 
-GREETING_WORDS = frozenset(("hej", "hejsan", "hallå", "halla", "tjena", "tja", "tack", "hello", "hi", "hey", "thanks",
-                            "thank", "you", "god", "morgon", "good", "morning"))
-FUNCTION_WORDS = frozenset(("är", "ar", "det", "den", "då", "nu", "så", "och", "eller", "is", "it", "that", "then", "now",
-                            "so", "and", "or", "the", "ok", "okej", "hm", "hmm", "va", "eh"))
+GREETING_WORDS = frozenset(("hej", "hejsan", "hallå", "halla", "tjena", "tjenare", "tja", "tack", "hello", "hi", "hey",
+                            "thanks", "thank", "god", "morgon", "good", "morning", "goodbye", "hejdå", "hejda",
+                            "välkommen", "welcome"))
+
+# Verbs long enough to pass for a topic that only ask what something means ("vad betyder det?").
+MEANING_WORDS = frozenset(("betyder", "innebär", "inneber", "fungerar", "menar", "menas", "means", "meaning"))
+TOPIC_CHARS = 7  # a word this long is a topic ("ramavtal", "juridisk", "framework"); "läget", "going" are not
+_STRIP = ",.!?:;\"'()”“’»«…？"
 
 
 def _words(text: str) -> list[str]:
-    return [w.strip(",.!?:;\"'()”“").lower() for w in text[:MAX_QUESTION_SCAN].split()]
+    return [w.strip(_STRIP).lower() for w in text[:MAX_QUESTION_SCAN].split()]
+
+
+def _topic_word(raw: str, word: str) -> bool:
+    """Whether a word of a short message names something the documents could be about: an acronym
+    ("ESPD", "LOV", "iop") or a word of at least ``TOPIC_CHARS`` letters that is no greeting or filler.
+    Short everyday words ("läget", "går", "händer", "up", "going") never count: "hur är läget?" is small talk."""
+    if not word or word in GREETING_WORDS or word in MEANING_WORDS or word in QUESTION_WORDS or word in _POLITE_VERBS:
+        return False
+    letters = raw.strip(_STRIP)
+    return (len(letters) >= 2 and letters.isalpha() and letters.isupper()) or word in ACRONYMS or len(word) >= TOPIC_CHARS
 
 
 def short_topic_question(text: str) -> bool:
     """A short message that asks about something other than the assistant ("vad är ESPD", "Hej, vad är
     IOP?", "what is a framework agreement"): it opens with an interrogative (after a greeting or thanks,
-    if any) or carries a question mark, addresses no one ("vad är du", "vem har byggt dig", "det här",
-    "are you a bot?"), and is no exclamation ("vad bra!", "how nice")."""
+    if any), carries a question mark or is a polite request to explain; it names a topic (an acronym or
+    a long word: :func:`_topic_word`, so "hur är läget?" stays small talk); it does not speak to or about
+    the assistant ("vad är du", "vem har byggt dig", "det här", "are you a bot?"); and it is no
+    exclamation ("vad bra!", "how nice")."""
     text = (text or "").strip()
     if text.startswith("/"):
         return False
@@ -140,9 +157,9 @@ def short_topic_question(text: str) -> bool:
     interrogative = bool(asked) and asked[0] in INTERROGATIVES
     if interrogative and len(asked) > 1 and asked[1] in EXCLAMATION_WORDS:
         return False
-    if not any(w not in QUESTION_WORDS and w not in FUNCTION_WORDS and w not in GREETING_WORDS for w in words):
-        return False  # "vad?", "Hej, hur då?", "is it?": nothing asked about ("IOP, vad är det?" names IOP)
-    return interrogative or "?" in text or len(asked) < len(words) - start  # a polite request: "kan du förklara IOP"
+    if not any(_topic_word(r, w) for r, w in zip(raw, words)):
+        return False  # "vad?", "hur är läget?", "what's up?": nothing the documents could be about
+    return interrogative or "?" in text or "？" in text or len(asked) < len(words) - start  # or "kan du förklara IOP"
 
 
 _POLITE = frozenset(("kan du", "kan ni", "skulle du", "skulle ni", "can you", "could you", "would you"))
@@ -157,7 +174,7 @@ def addresses_assistant(words: list[str]) -> bool:
     """Whether the (lower-cased) words speak to or about the assistant: "du", "you", "boten", "det här"
     ("person" only when it is no "juridisk person", "legal person")."""
     for before, word in zip(["", *words], words):
-        if word in ADDRESSING_WORDS and not (word in ("person", "personer") and before in _LEGAL_PERSON):
+        if word in ADDRESSING_WORDS and not (word == "person" and before in _LEGAL_PERSON):
             return True
     return any(a in ("det", "den") and b in ("här", "har") for a, b in zip(words, words[1:]))
 

@@ -674,7 +674,7 @@ def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
     ("We lost a tender. Can we ask to see the winning bid and the evaluation?", True),
     ("Hello, I run a small cooperative in Mora and we wonder about reserved contracts", True),
     ("/greet", False),
-    # short: a question about something other than the assistant is a question whatever the NLU says
+    # short: a question naming a topic (an acronym or a long word) is a question whatever the NLU says
     ("vad är ESPD", True), ("Vad är ESPD, tack", True), ("Hej, vad är IOP?", True), ("Tack! Vad är ESPD?", True),
     ("what is a framework agreement", True), ("direktupphandlingsgräns?", True), ("kan du förklara IOP", True),
     ("could you explain reserved contracts", True), ("IOP, vad är det?", True),
@@ -683,7 +683,12 @@ def test_a_question_that_mentions_talking_to_someone_offers_a_person(runtime):
     ("vad är du", False), ("vem är du?", False), ("are you a bot?", False), ("is this an AI?", False),
     ("hur funkar den här chatten", False), ("hallå, är det någon där?", False), ("är det en person som svarar?", False), ("kan du förklara dig", False),
     ("vad bra!", False), ("how nice", False), ("what a relief", False), ("vad?", False), ("hur då?", False),
-    ("ok?", False), ("Hej, hur då?", False), ("tack, vad?", False),
+    ("ok?", False), ("Hej, hur då?", False), ("tack, vad?", False), ("?", False), ("vad ?", False),
+    # everyday greetings that ask nothing about the documents
+    ("hur är läget?", False), ("Tjena, läget?", False), ("hur går det?", False), ("allt bra?", False),
+    ("vad händer?", False), ("what's up?", False), ("how's it going?", False), ("what's new?", False),
+    ("god morgon, hur står det till?", False), ("Vad snabbt!", False), ("kan du berätta ett skämt?", False),
+    ("vad betyder det?", False),
 ])
 def test_small_talk_that_asks_something_is_a_question(text, asks):
     assert A.asks_something(text) is asks
