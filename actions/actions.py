@@ -110,13 +110,17 @@ EXCLAMATION_WORDS = frozenset((
     "bra", "kul", "roligt", "snällt", "snallt", "skönt", "skont", "trevligt", "fint", "härligt", "harligt", "najs",
     "intressant", "spännande", "spannande", "synd", "tråkigt", "trakigt", "tydligt", "smart", "perfekt", "konstigt",
     "nice", "great", "cool", "good", "lovely", "awesome", "interesting", "helpful", "kind", "a", "an"))
-
 GREETING_WORDS = frozenset(("hej", "hejsan", "hallå", "halla", "tjena", "tjenare", "tja", "tack", "hello", "hi", "hey",
                             "thanks", "thank", "god", "morgon", "good", "morning", "goodbye", "hejdå", "hejda",
                             "välkommen", "welcome"))
 
 # Verbs long enough to pass for a topic that only ask what something means ("vad betyder det?").
 MEANING_WORDS = frozenset(("betyder", "innebär", "inneber", "fungerar", "menar", "menas", "means", "meaning"))
+# A polite request to explain ("kan du förklara …", "could you tell me …"): what follows is what is asked.
+_POLITE = frozenset(("kan du", "kan ni", "skulle du", "skulle ni", "can you", "could you", "would you"))
+_POLITE_VERBS = frozenset(("förklara", "forklara", "berätta", "beratta", "säga", "saga", "beskriva", "sammanfatta",
+                           "explain", "tell", "describe", "summarize", "summarise", "clarify"))
+_LEGAL_PERSON = frozenset(("juridisk", "juridiska", "fysisk", "fysiska", "legal", "natural"))  # "juridisk person"
 TOPIC_CHARS = 7  # a word this long is a topic ("ramavtal", "juridisk", "framework"); "läget", "going" are not
 _STRIP = ",.!?:;\"'()”“’»«…？"
 
@@ -151,7 +155,7 @@ def short_topic_question(text: str) -> bool:
         return False
     # The question part starts after a leading greeting or thanks that ends with punctuation ("Tack! Vad är …").
     start = 0 if words[0] in INTERROGATIVES else next((i + 1 for i, w in enumerate(raw[:3]) if w[-1] in ",.!:;"), 0)
-    asked = _polite_request_body(words[start:])
+    asked, polite = _polite_request_body(words[start:])
     if addresses_assistant(asked):
         return False
     interrogative = bool(asked) and asked[0] in INTERROGATIVES
@@ -159,15 +163,7 @@ def short_topic_question(text: str) -> bool:
         return False
     if not any(_topic_word(r, w) for r, w in zip(raw, words)):
         return False  # "vad?", "hur är läget?", "what's up?": nothing the documents could be about
-    return interrogative or "?" in text or "？" in text or len(asked) < len(words) - start  # or "kan du förklara IOP"
-
-
-_POLITE = frozenset(("kan du", "kan ni", "skulle du", "skulle ni", "can you", "could you", "would you"))
-_POLITE_VERBS = frozenset(("förklara", "forklara", "berätta", "beratta", "säga", "saga", "beskriva", "sammanfatta",
-                           "explain", "tell", "describe", "summarize", "summarise", "clarify"))
-
-
-_LEGAL_PERSON = frozenset(("juridisk", "juridiska", "fysisk", "fysiska", "legal", "natural"))
+    return interrogative or polite or "?" in text or "？" in text
 
 
 def addresses_assistant(words: list[str]) -> bool:
@@ -179,17 +175,17 @@ def addresses_assistant(words: list[str]) -> bool:
     return any(a in ("det", "den") and b in ("här", "har") for a, b in zip(words, words[1:]))
 
 
-def _polite_request_body(words: list[str]) -> list[str]:
+def _polite_request_body(words: list[str]) -> tuple[list[str], bool]:
     """``words`` without a leading polite request to explain ("kan du förklara (för mig)", "could you tell
-    me"): what follows it is what the message asks about."""
+    me"), and whether there was one: what follows it is what the message asks about."""
     if len(words) > 2 and " ".join(words[:2]) in _POLITE and words[2] in _POLITE_VERBS:
         rest = words[3:]
         if rest[:2] in (["för", "mig"], ["för", "oss"]):
             rest = rest[2:]
         elif rest[:1] in (["me"], ["us"], ["mig"], ["oss"]):
             rest = rest[1:]
-        return rest
-    return words
+        return rest, True
+    return words, False
 
 
 def asks_something(text: str, intent: str | None = None) -> bool:
@@ -208,7 +204,7 @@ def asks_something(text: str, intent: str | None = None) -> bool:
         return True
     if len(words) < SMALL_TALK_WORDS:
         return short_topic_question(text)
-    if intent == "bot_challenge" and addresses_assistant(_polite_request_body(_words(text))):
+    if intent == "bot_challenge" and addresses_assistant(_polite_request_body(_words(text))[0]):
         return False
     return "?" in text or any(w.strip(",.!:;").lower() in QUESTION_WORDS for w in words)
 
