@@ -311,3 +311,16 @@ def test_check_message_is_fast_total_and_exact(text, limit):
     if refusal is not None:
         assert refusal.reason in ("too_long", "bad_unicode", "empty") and refusal.text and refusal.language in ("sv", "en")
         assert refusal.reason != "too_long" or len(text) > limit
+
+
+@LONG
+@given(user_text(), st.sampled_from([None, "greet", "thank", "goodbye", "bot_challenge"]))
+@example("vad " * 25_000, "bot_challenge")
+@example("? " * 50_000, None)
+@example("Hej, vad är IOP?" + "…" * 50_000, "greet")
+def test_small_talk_routing_is_fast_and_total_on_any_text(text, intent):
+    """Whether small talk asks something (actions.asks_something, read on every greeting, thanks or
+    "are you a bot") returns a bool in time on any input."""
+    from actions.actions import asks_something
+
+    assert fast(asks_something, text, intent) in (True, False)
