@@ -107,8 +107,11 @@ cluster-deps:
 cluster: prepare cluster-deps
 	$(BIN)/python -m service.cluster
 
+# Two test processes (pytest-xdist), each taking whole files: while one waits on a server or trains the
+# NLU on its 80/20 split, the other runs the next file. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: prepare chromium cluster-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
 # LOADTEST_LEVELS=1,10,20,40 LOADTEST_SECONDS=30; run the stack with ASSISTANT_MESSAGES_PER_MINUTE=0 for it.
