@@ -109,9 +109,11 @@ cluster: prepare cluster-deps
 
 # Two test processes (pytest-xdist), each taking whole files: while one waits on a server or trains the
 # NLU on its 80/20 split, the other runs the next file. TEST_WORKERS=0 runs everything in one process.
+# The tests marked serial (recovery times against a bound) run afterwards, alone.
 TEST_WORKERS ?= 2
 test: prepare chromium cluster-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 # Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.
 # LOADTEST_LEVELS=1,10,20,40 LOADTEST_SECONDS=30; run the stack with ASSISTANT_MESSAGES_PER_MINUTE=0 for it.
