@@ -109,7 +109,7 @@ cluster: prepare cluster-deps
 
 # Two test processes (pytest-xdist), each taking whole files: while one waits on a server or trains the
 # NLU on its 80/20 split, the other runs the next file. TEST_WORKERS=0 runs everything in one process.
-# The tests marked serial (recovery times against a bound) run afterwards, alone.
+# The tests marked serial (recovery times against a wall-clock bound) run afterwards, alone.
 TEST_WORKERS ?= 2
 test: prepare chromium cluster-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"

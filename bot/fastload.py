@@ -10,7 +10,7 @@ the graph away: measured with py-spy on this machine, 45 of the 55 s Rasa spent 
 creates the same variables (no graph, no gradients), then the saved weights are read over them
 exactly as before, and the prediction graph is traced on the prediction example as Rasa does. The
 weights after loading are the saved ones either way (``fit``'s one update step is overwritten by
-``load_weights``), so the model predicts the same: tests/test_supervision.py compares intent
+``load_weights``), so the model predicts the same: tests/test_fastload.py compares intent
 rankings, entities and the dialogue's action predictions of both loaders on the training data.
 The prediction graph is traced without AutoGraph (see below). Fine-tuning (``finetune_mode``)
 keeps Rasa's own path.

@@ -7,7 +7,7 @@ With ``--fast`` the TensorFlow models load through bot/fastload.py, otherwise th
 every third NLU example (the same ones each time: a loader that gets any weight wrong moves nearly
 every ranking, and parsing all 1,141 took most of the check's three minutes) and every test-story
 message, "core": [[action, policy, confidence] per step] for every story of bot/data/stories.yml and
-bot/tests/test_stories.yml, the story's own user and action events fed in turn}. Used by tests/test_supervision.py.
+bot/tests/test_stories.yml, the story's own user and action events fed in turn}. Used by tests/test_fastload.py.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 def rasa(*args: str, timeout: int = 1800, launched: bool = False) -> subprocess.CompletedProcess:
     """Rasa's CLI; ``launched``: through bot/launch.py, as the server runs it, so a model loads with
-    bot/fastload.py (15 CPU-s instead of 57; test_supervision checks that it predicts exactly what Rasa's
+    bot/fastload.py (15 CPU-s instead of 57; tests/test_fastload.py checks that it predicts exactly what Rasa's
     own loader does)."""
     if not RASA.exists():
         pytest.fail(f"Rasa is not installed at {RASA}: run `make rasa-env`")
