@@ -304,6 +304,9 @@ class ActionMoreResults(Action):
         return "action_more_results"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        contact = contact_reply(dispatcher, tracker)  # whatever the NLU read into a bare address
+        if contact is not None:
+            return contact
         lang = language(tracker)
         question = tracker.get_slot("last_question")
         if not question:  # a first message cannot ask for more: the NLU misread a question
@@ -323,6 +326,9 @@ class ActionShowSource(Action):
         return "action_show_source"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        contact = contact_reply(dispatcher, tracker)
+        if contact is not None:
+            return contact
         lang = language(tracker)
         cited = list(tracker.get_slot("cited_ids") or [])
         if not cited:
@@ -446,6 +452,9 @@ class ActionFeedback(Action):
         return "action_feedback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        contact = contact_reply(dispatcher, tracker)  # a bare address is no rating, whatever the NLU read
+        if contact is not None:
+            return contact
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
         question, ids = feedback_target(tracker)
         target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
@@ -529,6 +538,9 @@ class ActionSmallTalk(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        contact = contact_reply(dispatcher, tracker)
+        if contact is not None:
+            return contact
         if asks_something(tracker.latest_message.get("text") or "", intent):
             return await ActionAnswer().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=self.RESPONSES.get(intent, "utter_greet"))

@@ -554,9 +554,15 @@ def test_a_button_click_takes_the_pages_language_when_the_conversation_has_none(
 
 
 def test_a_bare_email_is_never_searched_as_a_question(runtime):
-    for action in (A.ActionAnswer(), A.ActionStartThresholdCheck(), A.ActionChangeDetail()):
-        messages, slots = run(action, tracker("anna@example.se", "inform", slots={
-            "handoff_cancelled": True, "last_question": "Vad är IOP?"}))
+    # Whatever the NLU reads into a bare address, each action a typed message can reach answers it as
+    # contact details: no search, no stored rating, no small talk, no "more results" or source.
+    for action, intent in ((A.ActionAnswer(), "inform"), (A.ActionStartThresholdCheck(), "check_amount"),
+                           (A.ActionChangeDetail(), "change_detail"), (A.ActionFeedback(), "feedback_bad"),
+                           (A.ActionFeedback(), "feedback_good"), (A.ActionSmallTalk(), "greet"),
+                           (A.ActionSmallTalk(), "thank"), (A.ActionMoreResults(), "more_results"),
+                           (A.ActionShowSource(), "show_source")):
+        messages, slots = run(action, tracker("anna@example.se", intent, slots={
+            "handoff_cancelled": True, "last_question": "Vad är IOP?", "cited_ids": ["000-001"]}))
         [message] = messages
         assert "custom" not in message or not message["custom"], action.name()
         assert "avbröt förfrågan" in message["text"] and "inget har skickats" in message["text"]
