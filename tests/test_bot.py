@@ -230,8 +230,10 @@ def test_threshold_check_over_rest(stack):
 @pytest.mark.parametrize("question, coverage", [
     ("Vad är ett idéburet offentligt partnerskap?", "full"),
     ("Hur blir vädret i Stockholm i helgen?", "none"),
-    # A tax procedure the documents never describe: declined, naming F-skattsedel and Skatteverket.
-    ("Hur fyller man i en F-skattsedel hos Skatteverket när man startar ett IOP?", "none"),
+    # A tax procedure the documents never describe: declined, or, when the NLU is confident it is an
+    # IOP question (the domain hedge, actions.DOMAIN_CONFIDENCE), the IOP quotes with the missing
+    # F-skattsedel said first; never a full answer.
+    ("Hur fyller man i en F-skattsedel hos Skatteverket när man startar ett IOP?", "none|partial"),
     ("Måste en förening ha F-skattsedel för att teckna IOP med kommunen?", "partial"),
     # Known regression of the tuned query encoder (2026-11-30): a weather question naming Umeå, one of the
     # project municipalities of document 003, gets Umeå quotes ("partial", and "full" since the encoder
@@ -244,8 +246,11 @@ def test_each_verdict_over_rest(stack, question, coverage):
     me = "e2e-" + uuid.uuid4().hex[:8]
     replies = say(stack, me, question)
     custom = custom_of(replies)
-    assert custom["coverage"] == coverage, custom["text"]
+    assert custom["coverage"] in coverage.split("|"), custom["text"]
+    coverage = custom["coverage"]
     buttons = [b["payload"] for m in replies for b in m.get("buttons") or []]
+    if "F-skattsedel" in question:
+        assert "F-skattsedel" in custom["text"].split(".")[0], custom["text"]  # what is missing comes first
     if coverage == "none":
         assert custom["answered"] is False and custom["citations"] == [] and "/request_human" in buttons
     elif coverage == "partial":
