@@ -109,10 +109,11 @@ cluster: prepare cluster-deps
 
 # Two test processes (pytest-xdist), each taking whole files: while one waits on a server or trains the
 # NLU on its 80/20 split, the other runs the next file. TEST_WORKERS=0 runs everything in one process.
+# Files with slow tests are scheduled first (tests/conftest.py), so the short unit-test files fill the end.
 # The tests marked serial (recovery times against a wall-clock bound) run afterwards, alone.
 TEST_WORKERS ?= 2
 test: prepare chromium cluster-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 # Locust against a running stack (make run): chat and search at several concurrencies, a Markdown table.

@@ -389,3 +389,13 @@ def inbox_db(request, tmp_path):
     server = request.getfixturevalue("postgres_server")
     name = "inbox_" + hashlib.md5(request.node.nodeid.encode()).hexdigest()[:12]
     return server.create_database(name)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests run first, each file's tests in their own order. `make test` runs two
+    pytest-xdist processes that take whole files (`--dist loadfile --no-loadscope-reorder`): the long
+    files (the NLU's training, the fast loader's check, the servers) start early and the many short
+    unit-test files fill the end. xdist's own order (most tests first) started the fast loader's
+    one-test file of about three minutes last, with the other process idle (session 24)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # a stable sort
