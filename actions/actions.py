@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker, ValidationAction
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -286,15 +286,19 @@ class ActionAnswer(Action):
         return "action_answer"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        # An answer always ends the turn. This action is also Rasa's core fallback (bot/config.yml): when
+        # no rule covers the message ("ok" read as affirm with nothing pending), nothing else predicts
+        # action_listen after it, and Rasa ran it again, ten times, sending ten replies.
+        listen = FollowupAction("action_listen")
         contact = contact_reply(dispatcher, tracker)  # "anna@example.se" is not a question for the documents
         if contact is not None:
-            return contact
+            return [*contact, listen]
         question = (tracker.latest_message.get("text") or "").strip()
         answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
-        return answer_events(answer, question)
+        return [*answer_events(answer, question), listen]
 
 
 class ActionMoreResults(Action):
