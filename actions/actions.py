@@ -9,6 +9,7 @@ short unambiguous request); otherwise the answer offers them as buttons.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import re
@@ -123,6 +124,26 @@ _POLITE_VERBS = frozenset(("förklara", "forklara", "berätta", "beratta", "säg
 _LEGAL_PERSON = frozenset(("juridisk", "juridiska", "fysisk", "fysiska", "legal", "natural"))  # "juridisk person"
 TOPIC_CHARS = 7  # a word this long is a topic ("ramavtal", "juridisk", "framework"); "läget", "going" are not
 _STRIP = ",.!?:;\"'()”“’»«…？"
+
+
+# Replies that carry nothing to search for ("ok", "jaha", "nej", "mm", "okay"): with nothing pending
+# (no rule covers them), they get an acknowledgement, never a search and a "not in the documents" reply.
+ACKNOWLEDGEMENT_WORDS = frozenset((
+    "ok", "okej", "okey", "okay", "oki", "ja", "jaa", "jo", "japp", "jepp", "jaha", "jahaa", "aha", "ah", "aa", "mm",
+    "mmm", "hm", "hmm", "nej", "nä", "näe", "nää", "nix", "nja", "visst", "absolut", "precis", "toppen", "kanon",
+    "fint", "bra", "tack", "yes", "yeah", "yep", "no", "nope", "nah", "sure", "fine", "right", "alright", "cool", "oh",
+    "thanks"))
+ACKNOWLEDGEMENT_MAX_WORDS = 3
+
+
+def acknowledgement_only(text: str) -> bool:
+    """A message of at most ``ACKNOWLEDGEMENT_MAX_WORDS`` words, each a bare yes, no, "ok" or thanks ("ok", "Jaha.",
+    "nej tack", "OK!"). Punctuation only, a payload, or any other word ("ja, IOP") is not one."""
+    text = (text or "").strip()
+    if text.startswith("/") or len(text) > EXPLICIT_CHARS:
+        return False
+    words = [w for w in _words(text) if w]
+    return 0 < len(words) <= ACKNOWLEDGEMENT_MAX_WORDS and all(w in ACKNOWLEDGEMENT_WORDS for w in words)
 
 
 def _words(text: str) -> list[str]:
@@ -279,21 +300,46 @@ def log_unanswered(tracker: Tracker, answer: Answer) -> None:
 
 
 # -- answers -------------------------------------------------------------------------------------
-class ActionAnswer(Action):
+class TypedMessageAction(Action, metaclass=abc.ABCMeta):
+    """An action a typed message can reach. Whatever the NLU read into it, a message that is only an
+    e-mail address or phone number gets the contact reply (:func:`contact_reply`) and nothing else: no
+    search, no stored rating, no small talk. Subclasses answer everything else in :meth:`respond`.
+    Abstract, so rasa-sdk's action server does not register it as an action of its own."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        contact = contact_reply(dispatcher, tracker)
+        if contact is not None:
+            return [*contact, *self.after_contact()]
+        return await self.respond(dispatcher, tracker, domain)
+
+    def after_contact(self) -> list[EventType]:
+        """Events that follow the contact reply (what :meth:`respond` would otherwise have set)."""
+        return []
+
+    @abc.abstractmethod
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        """The reply to a message that is not only contact details."""
+
+
+class ActionAnswer(TypedMessageAction):
     """Answer the latest message from the documents, or say that they do not cover it."""
 
     def name(self) -> str:
         return "action_answer"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        # An answer always ends the turn. This action is also Rasa's core fallback (bot/config.yml): when
-        # no rule covers the message ("ok" read as affirm with nothing pending), nothing else predicts
-        # action_listen after it, and Rasa ran it again, ten times, sending ten replies.
+    # An answer always ends the turn. This action is also Rasa's core fallback (bot/config.yml): when no
+    # rule covers the message ("ok" read as affirm with nothing pending), nothing else predicts
+    # action_listen after it, and Rasa ran it again, ten times, sending ten replies.
+    def after_contact(self) -> list[EventType]:
+        return [FollowupAction("action_listen")]
+
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         listen = FollowupAction("action_listen")
-        contact = contact_reply(dispatcher, tracker)  # "anna@example.se" is not a question for the documents
-        if contact is not None:
-            return [*contact, listen]
         question = (tracker.latest_message.get("text") or "").strip()
+        if acknowledgement_only(question):  # "ok", "jaha", "nej" with nothing pending: nothing to search for
+            lang = language(tracker)
+            dispatcher.utter_message(text=texts.acknowledged(lang, asked_before=bool(tracker.get_slot("last_question"))))
+            return [listen]
         answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
@@ -301,16 +347,13 @@ class ActionAnswer(Action):
         return [*answer_events(answer, question), listen]
 
 
-class ActionMoreResults(Action):
+class ActionMoreResults(TypedMessageAction):
     """"fler": the next paragraphs for the last question, skipping those already shown."""
 
     def name(self) -> str:
         return "action_more_results"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        contact = contact_reply(dispatcher, tracker)  # whatever the NLU read into a bare address
-        if contact is not None:
-            return contact
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         question = tracker.get_slot("last_question")
         if not question:  # a first message cannot ask for more: the NLU misread a question
@@ -323,16 +366,13 @@ class ActionMoreResults(Action):
         return [SlotSet("cited_ids", answer.paragraph_ids), SlotSet("shown_ids", shown + answer.paragraph_ids)]
 
 
-class ActionShowSource(Action):
+class ActionShowSource(TypedMessageAction):
     """"visa källan [n]": the whole cited paragraph with its neighbours for context."""
 
     def name(self) -> str:
         return "action_show_source"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        contact = contact_reply(dispatcher, tracker)
-        if contact is not None:
-            return contact
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         cited = list(tracker.get_slot("cited_ids") or [])
         if not cited:
@@ -449,16 +489,13 @@ def feedback_target(tracker: Tracker) -> tuple[str | None, list[str]]:
     return question, ids or list(tracker.get_slot("cited_ids") or [])
 
 
-class ActionFeedback(Action):
+class ActionFeedback(TypedMessageAction):
     """👍/👎 on the last answer: stored for hub staff with the question and the cited paragraphs."""
 
     def name(self) -> str:
         return "action_feedback"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        contact = contact_reply(dispatcher, tracker)  # a bare address is no rating, whatever the NLU read
-        if contact is not None:
-            return contact
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
         question, ids = feedback_target(tracker)
         target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
@@ -530,7 +567,7 @@ class ValidateThresholdForm(FormValidationAction):
         return {"buyer_kind": kind}
 
 
-class ActionSmallTalk(Action):
+class ActionSmallTalk(TypedMessageAction):
     """Greetings, thanks, goodbyes and "are you a bot": the short reply, unless the message also asks
     something (see :func:`asks_something`), which is then answered first, as every question is."""
 
@@ -540,18 +577,15 @@ class ActionSmallTalk(Action):
     def name(self) -> str:
         return "action_small_talk"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        contact = contact_reply(dispatcher, tracker)
-        if contact is not None:
-            return contact
         if asks_something(tracker.latest_message.get("text") or "", intent):
             return await ActionAnswer().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=self.RESPONSES.get(intent, "utter_greet"))
         return []
 
 
-class ActionStartThresholdCheck(Action):
+class ActionStartThresholdCheck(TypedMessageAction):
     """check_amount: the form starts only on an explicit request (the button, or "kolla 700 000 kr");
     a question that mentions an amount or the limits is answered from the documents, with the check
     offered as a button. From the button, an amount in the last question fills the form's first slot."""
@@ -559,12 +593,12 @@ class ActionStartThresholdCheck(Action):
     def name(self) -> str:
         return "action_start_threshold_check"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+    def after_contact(self) -> list[EventType]:
+        return [SlotSet("threshold_check", False)]
+
+    async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        contact = contact_reply(dispatcher, tracker)  # a bare phone number is no amount to check
-        if contact is not None:
-            return [*contact, SlotSet("threshold_check", False)]
         # A bare detail starts the check only when it is one the check asks for ("700 000 kr", "tjänster",
         # "en kommun"): "idéburen organisation definition" is a question, answered like any other.
         if explicit_request(text, _CHECK_REQUEST) or (intent == "inform" and bare_detail(text) and check_detail(text)):

@@ -108,6 +108,16 @@ def nothing_asked_yet(language: str) -> str:
     return f"Ställ en fråga först, till exempel om {TOPICS_SV}."
 
 
+def acknowledged(language: str, asked_before: bool) -> str:
+    """The reply to a bare "ok", "jaha" or "nej" when nothing is pending: what can be asked, or, after an
+    answer, that another question is welcome."""
+    if _en(language):
+        return ("OK. Ask me something else whenever you like." if asked_before else
+                f"OK! What would you like to know? I answer questions about {TOPICS_EN}, quoting the documents.")
+    return ("Okej. Fråga gärna något annat när du vill." if asked_before else
+            f"Okej! Vad vill du veta? Jag svarar på frågor om {TOPICS_SV}, med citat ur dokumenten.")
+
+
 def no_such_source(language: str, number: int, available: int) -> str:
     if _en(language):
         return f"The last answer has no source [{number}]; it cited {available}."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 
 import pytest
@@ -576,6 +577,30 @@ def test_a_bare_email_is_never_searched_as_a_question(runtime):
     assert slots["handoff_contact"] == "anna@example.se" and slots["handoff_contact_offer"] is None
 
 
+def test_a_bare_ok_or_no_with_nothing_pending_is_acknowledged_not_searched(runtime, monkeypatch):
+    # "ok", "jaha" or "nej" as a first message reach action_answer as Rasa's core fallback (no rule
+    # covers affirm/deny with nothing pending): they got a search and "not in the documents".
+    searched = []
+    real = A.answer_off_loop
+    monkeypatch.setattr(A, "answer_off_loop", lambda *a, **k: searched.append(a) or real(*a, **k))
+    for text, intent in (("ok", "affirm"), ("OK!", "affirm"), ("Jaha.", "ask_question"), ("nej tack", "deny"),
+                         ("mm", "nlu_fallback")):
+        messages, slots = run(A.ActionAnswer(), tracker(text, intent))
+        [message] = messages
+        assert "Vad vill du veta?" in message["text"] and "ramavtal" in message["text"], text
+        assert not message.get("custom") and slots == {}, text
+    messages, _ = run(A.ActionAnswer(), tracker("nej", "deny", slots={"last_question": "Vad är IOP?"}))
+    assert messages[0]["text"] == "Okej. Fråga gärna något annat när du vill."
+    messages, _ = run(A.ActionAnswer(), tracker("okay", "affirm", slots={"language": "en"}))
+    assert messages[0]["text"].startswith("OK! What would you like to know?")
+    assert searched == []
+    # Anything else in the message is a question.
+    for text in ("Ja, vad är ett idéburet offentligt partnerskap?", "ok iop", "nej, reserverad upphandling"):
+        messages, slots = run(A.ActionAnswer(), tracker(text, "affirm"))
+        assert messages[0].get("custom") and "answered" in slots, text
+    assert len(searched) == 3
+
+
 # -- every message ---------------------------------------------------------------------------------
 def test_language_slot_follows_the_user(runtime):
     action = A.ValidateSlotMappings()
@@ -589,11 +614,18 @@ def test_language_slot_follows_the_user(runtime):
 def test_domain_and_actions_agree():
     """Every custom action the domain lists exists in the action package, and the other way round."""
     from rasa_sdk import Action
+    from rasa_sdk.executor import ActionExecutor
 
     domain = yaml.safe_load((BOT_DIR / "domain.yml").read_text(encoding="utf-8"))
     implemented = {cls().name() for cls in vars(A).values()
-                   if isinstance(cls, type) and issubclass(cls, Action) and cls.__module__ == A.__name__}
+                   if isinstance(cls, type) and issubclass(cls, Action) and cls.__module__ == A.__name__
+                   and not inspect.isabstract(cls)}
     assert set(domain["actions"]) == implemented
+    # ... and the action server registers exactly these: an abstract base (TypedMessageAction) is skipped,
+    # a concrete class without a name would stop the server at start.
+    executor = ActionExecutor()
+    executor.register_package(A.__name__)
+    assert set(executor.actions) == implemented
     for slot in ("last_question", "answered", "cited_ids", "shown_ids", "language"):
         assert slot in domain["slots"]
 
