@@ -26,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export RASA_TELEMETRY_ENABLED := false
 export RASA_CACHE_DIRECTORY := $(abspath var/rasa/cache)
 
-.PHONY: run prepare test install model index eval eval-chat eval-answers nlu-report bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps
+.PHONY: run prepare test install model index eval eval-chat eval-answers nlu-report bench loadtest clean rasa-env train serve-search web chromium cluster cluster-deps system-deps
 
 # Progress of the long steps of a first `make run` (figures: a fresh clone on the 2-core machine, see README).
 STEP = @printf '\n==> %s  [%s]\n' $(1) "$$(date +%H:%M:%S)"
@@ -84,7 +84,7 @@ web: $(WEB_CLIENT)
 # README, First start).
 prepare:
 	$(MAKE) --no-print-directory -j2 install rasa-env
-	$(MAKE) --no-print-directory index train web
+	$(MAKE) --no-print-directory -j1 index train web
 
 run:
 	$(MAKE) --no-print-directory prepare INDEX_BUILD_FLAGS=--defer-tuning
@@ -99,6 +99,11 @@ serve-search: index
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's packages the tests need, one apt-get after the other (dpkg takes a lock). `make test` runs this
+# beside `prepare`: apt-get waits on the disk while the index build and the Rasa training keep the CPU busy.
+system-deps:
+	$(MAKE) --no-print-directory -j1 chromium cluster-deps
+
 # Redis and HAProxy for make cluster and its tests (PostgreSQL 15 comes from Debian too: postgresql-15).
 cluster-deps:
 	@command -v redis-server >/dev/null && { command -v haproxy >/dev/null || test -x /usr/sbin/haproxy; } && test -x /usr/lib/postgresql/15/bin/initdb || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server haproxy postgresql-15 >/dev/null; }
@@ -112,7 +117,8 @@ cluster: prepare cluster-deps
 # Files with slow tests are scheduled first (tests/conftest.py), so the short unit-test files fill the end.
 # The tests marked serial (recovery times against a wall-clock bound) run afterwards, alone.
 TEST_WORKERS ?= 2
-test: prepare chromium cluster-deps
+test:
+	$(MAKE) --no-print-directory -j2 prepare system-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
