@@ -132,7 +132,7 @@ ACKNOWLEDGEMENT_WORDS = frozenset((
     "ok", "okej", "okey", "okay", "oki", "ja", "jaa", "jo", "japp", "jepp", "jaha", "jahaa", "aha", "ah", "aa", "mm",
     "mmm", "hm", "hmm", "nej", "nä", "näe", "nää", "nix", "nja", "visst", "absolut", "precis", "toppen", "kanon",
     "fint", "bra", "tack", "yes", "yeah", "yep", "no", "nope", "nah", "sure", "fine", "right", "alright", "cool", "oh",
-    "thanks"))
+    "thanks", "👍", "👌", "🙂", "😊"))
 ACKNOWLEDGEMENT_MAX_WORDS = 3
 
 
@@ -498,6 +498,9 @@ class ActionFeedback(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
         question, ids = feedback_target(tracker)
+        clicked = (tracker.latest_message.get("text") or "").startswith("/")  # a rating button on a reply
+        if not question and not clicked:  # typed with nothing asked yet, nothing to rate: "sup", "👍"
+            return await ActionAnswer().respond(dispatcher, tracker, domain)
         target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
         target = target if isinstance(target, dict) else {}
         reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None

@@ -269,6 +269,22 @@ def test_feedback_is_stored_with_the_question_and_citations(runtime):
     assert row.reason is None
 
 
+def test_a_rating_with_nothing_asked_yet_is_not_stored(runtime):
+    # "sup" as a first message was read as feedback_good (0.56): thanked "vad bra att det hjälpte" and stored
+    # as a rating of no question in the staff inbox.
+    messages, _ = run(A.ActionFeedback(), tracker("👍", "feedback_good"))
+    assert messages[0]["text"].startswith("Okej! Vad vill du veta?")
+    messages, _ = run(A.ActionFeedback(), tracker("sup", "feedback_good"))
+    assert "hjälpte" not in messages[0]["text"] and "sparat" not in messages[0]["text"]
+    assert runtime.inbox.feedback() == []
+    # A rating button (a payload) is a rating whatever it was under.
+    messages, _ = run(A.ActionFeedback(), tracker("/feedback_good", "feedback_good"))
+    assert "hjälpte" in messages[0]["text"] and len(runtime.inbox.feedback()) == 1
+    # After a question, a typed 👍 is a rating of it.
+    run(A.ActionFeedback(), tracker("👍", "feedback_good", slots={"last_question": "Vad är IOP?"}))
+    assert [r.question for r in runtime.inbox.feedback()] == [None, "Vad är IOP?"]
+
+
 @pytest.mark.parametrize("reason,stored", [("outdated", "outdated"), ("wrong_source", "wrong_source"),
                                            ("<script>", None), (["x"], None)])
 def test_feedback_keeps_the_web_chats_reason_for_a_thumbs_down(runtime, reason, stored):

@@ -273,6 +273,43 @@ def test_reload_restores_the_conversation(watched, stack):
     assert problems == []
 
 
+def test_a_slow_history_never_shows_a_message_twice(watched, stack):
+    """On a loaded server the page's history request can come back after the first message was answered.
+    A new conversation fetched it anyway and appended what was already on screen: "Hej" and its reply
+    twice (test_used_form_buttons_are_disabled failed once that way, its click landing above them)."""
+    make, problems = watched
+    page = make()
+    histories = []
+    page.on("request", lambda r: histories.append(r.url) if r.url.endswith("/history") else None)
+    page.goto(url(stack))
+    ask(page, "Hej")
+    page.wait_for_function("document.querySelectorAll('.actions--form button').length >= 2", timeout=ANSWER_TIMEOUT)
+    page.wait_for_timeout(1000)
+    assert histories == []  # a new conversation has no past to fetch
+    assert page.locator(".msg--user").count() == 1
+
+    # A reload whose history is held back: the question typed meanwhile waits, then shows below the past.
+    held = []
+    again = page.context.new_page()
+    again.route("**/history", lambda route: held.append(route))
+    again.goto(url(stack))
+    again.wait_for_function("document.querySelector('.msg--welcome') !== null")
+    for _ in range(100):
+        if held:
+            break
+        again.wait_for_timeout(100)
+    assert held, "the reloaded page never asked for its history"
+    ask(again, "Vad är ett ramavtal?")
+    again.wait_for_timeout(1500)
+    assert again.locator(".msg--answer").count() == 0  # not sent before the past is shown
+    held[0].continue_()
+    wait_answer(again)
+    users = [b.inner_text().split("\n")[-1] for b in again.locator(".msg--user").all()]
+    assert users == ["Hej", "Vad är ett ramavtal?"]
+    assert again.locator(".msg--answer").count() == 1
+    assert problems == []
+
+
 def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     make, problems = watched
     page = make()

@@ -129,6 +129,9 @@
      and sends back on every connect. A missing, forged or expired token gets a new session. */
   var token = stored(TOKEN_KEY);
   var session = null;  /* the session id, known once the server confirms it */
+  /* Only a page that had a token can have a past to show. Until that past is shown, messages wait in the
+     outbox: a history fetched after they reached the server would show them twice. */
+  var restoring = !!token;
   var historyLoaded = false;
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
@@ -461,7 +464,7 @@
   function emit(text, options) {
     lastSent = { text: text, options: options };
     startPending(text, options);
-    if (socket.connected && session) deliver(lastSent);
+    if (socket.connected && session && historyLoaded) deliver(lastSent);
     else outbox = lastSent;
   }
 
@@ -488,14 +491,17 @@
     session = confirmed.session_id;
     token = confirmed.token;
     store(TOKEN_KEY, token);
-    if (first) loadHistory();
-    if (outbox) {
-      var waiting = outbox;
-      outbox = null;
-      if (pending && !pending.timers.length) startPending(waiting.text, waiting.options);  /* fresh timers */
-      deliver(waiting);
-    }
+    if (first && restoring) loadHistory();  /* the outbox goes out once the past is shown */
+    else if (first) historyLoaded = true;  /* a new conversation has no past */
+    if (historyLoaded) deliverOutbox();
   });
+  function deliverOutbox() {
+    if (!outbox) return;
+    var waiting = outbox;
+    outbox = null;
+    if (pending && !pending.timers.length) startPending(waiting.text, waiting.options);  /* fresh timers */
+    deliver(waiting);
+  }
   socket.on("session_required", function () { socket.emit("session_request", { token: token, lang: lang }); });
   /* The line dropped (Rasa restarting, or the network): the message waiting for its reply is kept and
      goes out again once the server confirms the session on reconnect. A message that reached Rasa
@@ -544,6 +550,7 @@
       .then(function (r) { return r.ok ? r.json() : { messages: [], staff_after: 0 }; })
       .then(function (body) {
         var messages = body.messages || [];
+        var before = log.lastElementChild;  /* what the page shows already: the welcome, and messages typed since */
         messages.forEach(function (m) {
           if (m.who === "user") {
             addBubble("user", m.text, m.kind === "human" ? "humanMessage" : null);
@@ -559,11 +566,18 @@
           /* the conversation still waits for one of these */
           log.lastElementChild.querySelectorAll(".actions--form button").forEach(function (b) { b.disabled = false; });
         }
+        /* The past goes above anything typed while it loaded (those wait in the outbox, not yet sent). */
+        var live = welcome.nextSibling;
+        if (before !== welcome && live) {
+          var past = [];
+          for (var node = before.nextSibling; node; node = node.nextSibling) past.push(node);
+          past.forEach(function (n) { log.insertBefore(n, live); });
+        }
         if (messages.length) { chips.hidden = true; scrollDown(); }
         staffSeen = Math.max(staffSeen, body.staff_after || 0);
       })
       .catch(function () { /* the conversation goes on without its past */ })
-      .then(function () { historyLoaded = true; });
+      .then(function () { historyLoaded = true; deliverOutbox(); });
   }
 
   /* Replies from hub staff (the inbox) arrive through the web service. */
