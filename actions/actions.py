@@ -499,7 +499,8 @@ class ActionFeedback(TypedMessageAction):
         good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
         question, ids = feedback_target(tracker)
         clicked = (tracker.latest_message.get("text") or "").startswith("/")  # a rating button on a reply
-        if not question and not clicked:  # typed with nothing asked yet, nothing to rate: "sup", "👍"
+        if not clicked and not tracker.get_slot("last_question"):
+            # typed before any answer ("sup", "👍" after a greeting): nothing to rate
             return await ActionAnswer().respond(dispatcher, tracker, domain)
         target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
         target = target if isinstance(target, dict) else {}

@@ -276,6 +276,9 @@ def test_a_rating_with_nothing_asked_yet_is_not_stored(runtime):
     assert messages[0]["text"].startswith("Okej! Vad vill du veta?")
     messages, _ = run(A.ActionFeedback(), tracker("sup", "feedback_good"))
     assert "hjälpte" not in messages[0]["text"] and "sparat" not in messages[0]["text"]
+    greeted = [{"event": "user", "text": "Hej", "parse_data": {"intent": {"name": "greet"}}}]
+    messages, _ = run(A.ActionFeedback(), tracker("👍", "feedback_good", events=greeted))  # a greeting is no answer
+    assert messages[0]["text"].startswith("Okej! Vad vill du veta?")
     assert runtime.inbox.feedback() == []
     # A rating button (a payload) is a rating whatever it was under.
     messages, _ = run(A.ActionFeedback(), tracker("/feedback_good", "feedback_good"))

@@ -307,6 +307,18 @@ def test_a_slow_history_never_shows_a_message_twice(watched, stack):
     users = [b.inner_text().split("\n")[-1] for b in again.locator(".msg--user").all()]
     assert users == ["Hej", "Vad är ett ramavtal?"]
     assert again.locator(".msg--answer").count() == 1
+    # The restored past does not take over the question just asked: its 👍 rates that question.
+    from assistant.inbox import Inbox
+
+    again.locator(".msg--answer").get_by_role("button", name="Bra svar").click()
+    session = web_sender(again.evaluate("localStorage.getItem('procurement-assistant-session')"))
+    rows = []
+    for _ in range(100):
+        rows = [f for f in Inbox(stack.settings.inbox_db).feedback() if f.sender_id == session]
+        if rows:
+            break
+        again.wait_for_timeout(200)
+    assert rows and rows[-1].question == "Vad är ett ramavtal?"
     assert problems == []
 
 

@@ -496,7 +496,7 @@
     if (historyLoaded) deliverOutbox();
   });
   function deliverOutbox() {
-    if (!outbox) return;
+    if (!outbox || !socket.connected || !session) return;  /* offline: the next session_confirm sends it */
     var waiting = outbox;
     outbox = null;
     if (pending && !pending.timers.length) startPending(waiting.text, waiting.options);  /* fresh timers */
@@ -551,10 +551,11 @@
       .then(function (body) {
         var messages = body.messages || [];
         var before = log.lastElementChild;  /* what the page shows already: the welcome, and messages typed since */
+        var typedMeanwhile = before !== welcome;  /* they, not the past, hold the last question and the open form */
         messages.forEach(function (m) {
           if (m.who === "user") {
             addBubble("user", m.text, m.kind === "human" ? "humanMessage" : null);
-            if (m.text && !m.kind) lastQuestion = m.text;
+            if (m.text && !m.kind && !typedMeanwhile) lastQuestion = m.text;
           } else if (m.who === "staff") {
             renderStaff(m);
           } else {
@@ -562,13 +563,13 @@
           }
         });
         var last = messages[messages.length - 1];
-        if (last && last.who === "bot" && last.buttons && last.buttons.length) {
+        if (!typedMeanwhile && last && last.who === "bot" && last.buttons && last.buttons.length) {
           /* the conversation still waits for one of these */
           log.lastElementChild.querySelectorAll(".actions--form button").forEach(function (b) { b.disabled = false; });
         }
         /* The past goes above anything typed while it loaded (those wait in the outbox, not yet sent). */
         var live = welcome.nextSibling;
-        if (before !== welcome && live) {
+        if (typedMeanwhile && live) {
           var past = [];
           for (var node = before.nextSibling; node; node = node.nextSibling) past.push(node);
           past.forEach(function (n) { log.insertBefore(n, live); });
