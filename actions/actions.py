@@ -327,24 +327,24 @@ class ActionAnswer(TypedMessageAction):
     def name(self) -> str:
         return "action_answer"
 
-    # An answer always ends the turn. This action is also Rasa's core fallback (bot/config.yml): when no
-    # rule covers the message ("ok" read as affirm with nothing pending), nothing else predicts
-    # action_listen after it, and Rasa ran it again, ten times, sending ten replies.
+    # An answer always ends the turn, after a contact reply too. This action is also Rasa's core fallback
+    # (bot/config.yml): when no rule covers the message ("ok" read as affirm with nothing pending),
+    # nothing else predicts action_listen after it, and Rasa ran it again, ten times, sending ten replies.
     def after_contact(self) -> list[EventType]:
         return [FollowupAction("action_listen")]
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        listen = FollowupAction("action_listen")
+        listen = self.after_contact()
         question = (tracker.latest_message.get("text") or "").strip()
         if acknowledgement_only(question):  # "ok", "jaha", "nej" with nothing pending: nothing to search for
             lang = language(tracker)
             dispatcher.utter_message(text=texts.acknowledged(lang, asked_before=bool(tracker.get_slot("last_question"))))
-            return [listen]
+            return listen
         answer = await answer_off_loop(question, language(tracker), domain_hint=domain_hint(tracker))
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         dispatch_answer(dispatcher, answer, buttons=offers(answer, question, intent))
         log_unanswered(tracker, answer)
-        return [*answer_events(answer, question), listen]
+        return [*answer_events(answer, question), *listen]
 
 
 class ActionMoreResults(TypedMessageAction):
@@ -496,12 +496,12 @@ class ActionFeedback(TypedMessageAction):
         return "action_feedback"
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
-        question, ids = feedback_target(tracker)
         clicked = (tracker.latest_message.get("text") or "").startswith("/")  # a rating button on a reply
         if not clicked and not tracker.get_slot("last_question"):
             # typed before any answer ("sup", "👍" after a greeting): nothing to rate
             return await ActionAnswer().respond(dispatcher, tracker, domain)
+        good = (tracker.latest_message.get("intent") or {}).get("name") == "feedback_good"
+        question, ids = feedback_target(tracker)
         target = (tracker.latest_message.get("metadata") or {}).get("feedback_for")
         target = target if isinstance(target, dict) else {}
         reason = target.get("reason") if target.get("reason") in FEEDBACK_REASONS and not good else None
