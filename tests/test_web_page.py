@@ -299,18 +299,22 @@ def test_a_slow_history_never_shows_a_message_twice(watched, stack):
             break
         again.wait_for_timeout(100)
     assert held, "the reloaded page never asked for its history"
+    # Two questions typed meanwhile: both wait, and both go out in order (the page kept only the last one
+    # until session 26, so the first was never sent).
+    ask(again, "Vad är IOP?")
     ask(again, "Vad är ett ramavtal?")
     again.wait_for_timeout(1500)
     assert again.locator(".msg--answer").count() == 0  # not sent before the past is shown
     held[0].continue_()
-    wait_answer(again)
+    wait_answer(again, 2)
     users = [b.inner_text().split("\n")[-1] for b in again.locator(".msg--user").all()]
-    assert users == ["Hej", "Vad är ett ramavtal?"]
-    assert again.locator(".msg--answer").count() == 1
+    assert users == ["Hej", "Vad är IOP?", "Vad är ett ramavtal?"]
+    again.wait_for_timeout(1000)
+    assert again.locator(".msg--answer").count() == 2
     # The restored past does not take over the question just asked: its 👍 rates that question.
     from assistant.inbox import Inbox
 
-    again.locator(".msg--answer").get_by_role("button", name="Bra svar").click()
+    again.locator(".msg--answer").last.get_by_role("button", name="Bra svar").click()
     session = web_sender(again.evaluate("localStorage.getItem('procurement-assistant-session')"))
     rows = []
     for _ in range(100):
@@ -352,6 +356,7 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
 
     # A message that cannot reach the server: the page says the assistant is restarting and sends the
     # message by itself once the line is back (nothing lost, nothing for the person to do).
+    # A second message written while the line is down waits too, and goes out after the first.
     page.route("**/socket.io/**", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
     ask(page, "Vad är reserverad upphandling?")
     page.wait_for_function("document.getElementById('working').textContent.includes('startar om')", timeout=15_000)
@@ -359,10 +364,13 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     assert page.locator("#failure").is_hidden()
     assert_contrast(page, "waiting for the assistant to come back")
     shot(page, "desktop-1280-restarting")
+    ask(page, "Vad är IOP?")
     page.unroute("**/socket.io/**")
-    wait_answer(page, 2)
+    wait_answer(page, 3)
     assert page.locator("#failure").is_hidden()
-    assert page.locator(".msg--user").count() == 2  # the resent question is not shown twice
+    page.wait_for_timeout(1000)
+    assert page.locator(".msg--user").count() == 3  # the resent question is not shown twice
+    assert page.locator(".msg--answer").count() == 3
 
     # No reply at all (the server took the message and went quiet): after the reply timeout an error with
     # a retry, which sends the question again.
@@ -384,9 +392,9 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     page.evaluate("() => { window.setTimeout = window.__realSetTimeout; }")
     page.wait_for_function("document.getElementById('status').textContent === ''", timeout=20_000)
     failure.get_by_role("button", name="Försök igen").click()
-    wait_answer(page, 3)
+    wait_answer(page, 4)
     assert failure.is_hidden()
-    assert page.locator(".msg--user").count() == 3  # the retried question is not shown twice
+    assert page.locator(".msg--user").count() == 4  # the retried question is not shown twice
     problems[:] = [p for p in problems if "socket.io" not in p and "ERR_FAILED" not in p]  # the aborted requests
     assert problems == []
 

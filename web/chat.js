@@ -435,7 +435,9 @@
 
   function fail(key) {
     clearPending();
-    outbox = null;  /* the person decides: "retry" sends it again */
+    /* The person decides: "retry" sends again what had not gone out (every message, in order), or the last one. */
+    retryList = outbox.length ? outbox : [];
+    outbox = [];
     failureText.setAttribute("data-i18n", key);
     failureText.textContent = t(key);
     failure.hidden = false;
@@ -457,15 +459,17 @@
     emit(text, options);
   }
 
-  /* A message written before the socket has its session (just after the page loads, or while it
-     reconnects) waits here and goes out when the server confirms the session. */
-  var outbox = null;
+  /* Messages written before the socket has its session (just after the page loads, while the past
+     loads, or while it reconnects) wait here, in the order they were written, and go out together when
+     the server confirms the session. */
+  var outbox = [];
+  var retryList = [];
 
   function emit(text, options) {
     lastSent = { text: text, options: options };
     startPending(text, options);
-    if (socket.connected && session && historyLoaded) deliver(lastSent);
-    else outbox = lastSent;
+    if (socket.connected && session && historyLoaded && !outbox.length) deliver(lastSent);
+    else outbox.push(lastSent);
   }
 
   function deliver(message) {
@@ -475,7 +479,9 @@
   }
 
   document.getElementById("retry").addEventListener("click", function () {
-    if (lastSent) emit(lastSent.text, lastSent.options);
+    var again = retryList.length ? retryList : (lastSent ? [lastSent] : []);
+    retryList = [];
+    again.forEach(function (m) { emit(m.text, m.options); });
   });
 
   var socket = io(socketUrl, { transports: ["polling"], upgrade: false, reconnectionDelayMax: 5000 });
@@ -496,11 +502,11 @@
     if (historyLoaded) deliverOutbox();
   });
   function deliverOutbox() {
-    if (!outbox || !socket.connected || !session) return;  /* offline: the next session_confirm sends it */
+    if (!outbox.length || !socket.connected || !session) return;  /* offline: the next session_confirm sends them */
     var waiting = outbox;
-    outbox = null;
-    if (pending && !pending.timers.length) startPending(waiting.text, waiting.options);  /* fresh timers */
-    deliver(waiting);
+    outbox = [];
+    if (pending && !pending.timers.length) startPending(lastSent.text, lastSent.options);  /* fresh timers */
+    waiting.forEach(deliver);
   }
   socket.on("session_required", function () { socket.emit("session_request", { token: token, lang: lang }); });
   /* The line dropped (Rasa restarting, or the network): the message waiting for its reply is kept and
@@ -509,7 +515,8 @@
   function waitForServer() {
     status.textContent = t("offline");
     if (!pending) return;
-    outbox = lastSent;
+    /* The message waiting for its reply goes out again first, then what was written after it. */
+    if (outbox.indexOf(lastSent) < 0) outbox.unshift(lastSent);
     pending.timers.forEach(clearTimeout);
     pending.timers = [];
     working.setAttribute("data-i18n", "restarting");
