@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker, ValidationAction
-from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -67,11 +67,17 @@ BARE_DETAIL_WORDS = 4
 _CHECK_REQUEST = re.compile(
     r"^\s{0,5}(?:(?:kan|could|can) (?:du|you) |please |snälla |jag vill |i want to |i'd like to )?"
     r"(?:kolla|kontrollera|jämför|jamfor|räkna|rakna|testa|check|compare|test)\b", re.IGNORECASE)
+# An explicit request for a person, after an "ok", "ja" or "hej" if any: "prata med en person", "kan jag prata
+# med nån", "Ja, prata med en person" (the button's title typed), "kan nån kontakta mig", "ring mig istället".
 _HUMAN_REQUEST = re.compile(
-    r"^\s{0,5}(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want to |i'd like to "
+    r"^\s{0,5}(?:(?:ok|okej|ja|jo|hej|nej|yes|hi|hello)[,.!]?\s{1,3})?(?:"
+    r"(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want to |i'd like to "
     r"|i would like to |please |snälla |låt mig )?"
-    r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|someone|somebody|)"
-    r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|someone|somebody|)",
+    r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|nån|someone|somebody|)"
+    r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|nån|someone"
+    r"|somebody|)"
+    r"|(?:(?:kan|skulle|could|can|will|would) (?:någon|nån|ni|en person|en rådgivare|someone|somebody|you|a person"
+    r"|an advisor) )?(?:kontakta|ringa|ring|mejla|maila|contact|call|email|e-mail|phone) (?:mig|me)\b)",
     re.IGNORECASE)
 _MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
 MAX_QUESTION_SCAN = 2000
@@ -134,6 +140,7 @@ ACKNOWLEDGEMENT_WORDS = frozenset((
     "fint", "bra", "tack", "yes", "yeah", "yep", "no", "nope", "nah", "sure", "fine", "right", "alright", "cool", "oh",
     "thanks", "👍", "👌", "🙂", "😊"))
 ACKNOWLEDGEMENT_MAX_WORDS = 3
+THANKS_WORDS = frozenset(("tack", "tackar", "thanks", "thank", "thx"))
 
 
 def acknowledgement_only(text: str) -> bool:
@@ -336,6 +343,14 @@ class ActionAnswer(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         listen = self.after_contact()
         question = (tracker.latest_message.get("text") or "").strip()
+        if not question.startswith("/") and explicit_request(question, _HUMAN_REQUEST):
+            # "kan nån kontakta mig", "ok kan jag prata med nån": whatever the NLU read, the request for a
+            # person starts the hand-over (until session 26 these were searched and "not in the documents").
+            return [*start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True), FollowupAction("human_form")]
+        amount = parse_amount(question) if explicit_request(question, _CHECK_REQUEST) else None
+        if amount is not None and amount >= 100:
+            # "kolla 1 500 000 kr" read as nlu_fallback was searched: the request starts the check all the same.
+            return [SlotSet("threshold_check", True), SlotSet("amount", float(amount)), FollowupAction("threshold_form")]
         if acknowledgement_only(question):  # "ok", "jaha", "nej" with nothing pending: nothing to search for
             lang = language(tracker)
             dispatcher.utter_message(text=texts.acknowledged(lang, asked_before=bool(tracker.get_slot("last_question"))))
@@ -347,6 +362,19 @@ class ActionAnswer(TypedMessageAction):
         return [*answer_events(answer, question), *listen]
 
 
+# "visa källan", "visa källa 2", "fler", "more", "show the source": a bare paging or source command. As a first
+# message it has nothing to page or show (until session 26 it was searched: "not in the documents").
+_BARE_COMMAND = re.compile(
+    r"^\s{0,5}(?:(?:visa|show|ge mig|give me|se)\s{1,3})?(?:(?:the|mer|fler|more)\s{1,3})?"
+    r"(?:källan|källa|källor|källorna|kallan|kalla|source|sources|fler|mer|more|fler svar|more results)"
+    r"(?:\s{1,3}(?:nr\s{0,2})?[1-9])?\s{0,3}(?:tack|please)?[\s.!]{0,5}$", re.IGNORECASE)
+
+
+def bare_command(text: str) -> bool:
+    """A paging or source command and nothing else ("fler", "visa källa 2", "show the source")."""
+    return len(text or "") <= EXPLICIT_CHARS and bool(_BARE_COMMAND.match(text or ""))
+
+
 class ActionMoreResults(TypedMessageAction):
     """"fler": the next paragraphs for the last question, skipping those already shown."""
 
@@ -356,7 +384,10 @@ class ActionMoreResults(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         question = tracker.get_slot("last_question")
-        if not question:  # a first message cannot ask for more: the NLU misread a question
+        if not question:  # a first message cannot ask for more: the NLU misread a question, unless it only says "fler"
+            if bare_command(tracker.latest_message.get("text") or ""):
+                dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
+                return []
             return await ActionAnswer().run(dispatcher, tracker, domain)
         shown = list(tracker.get_slot("shown_ids") or [])
         answer = await answer_off_loop(question, lang, skip=frozenset(shown))
@@ -376,8 +407,8 @@ class ActionShowSource(TypedMessageAction):
         lang = language(tracker)
         cited = list(tracker.get_slot("cited_ids") or [])
         if not cited:
-            if not tracker.get_slot("last_question"):  # nothing to show yet: the NLU misread a question
-                return await ActionAnswer().run(dispatcher, tracker, domain)
+            if not tracker.get_slot("last_question") and not bare_command(tracker.latest_message.get("text") or ""):
+                return await ActionAnswer().run(dispatcher, tracker, domain)  # nothing to show: a misread question
             dispatcher.utter_message(text=texts.nothing_asked_yet(lang))
             return []
         m = re.search(r"\b([1-9])\b", tracker.latest_message.get("text") or "")
@@ -542,15 +573,68 @@ def _keyword_value(text: str, table: dict[str, tuple[str, ...]]) -> str | None:
     return None
 
 
+THRESHOLD_SLOTS = ("amount", "purchase_kind", "buyer_kind")
+
+
+def question_in_form(text: str) -> bool:
+    """Whether a message typed while the amount check waits for a detail asks something instead ("vad är
+    IOP?", "vänta, vad är skillnaden mellan en kommun och en region här?", "räknas landsting som region?"):
+    at least three words, opening with a question word (an interrogative among the first three will do), or
+    with a question mark and no amount.
+    A short or unsure detail stays an answer ("tjänster?", "en kommun?", "ca 1,5 miljoner?")."""
+    text = (text or "").strip()
+    if text.startswith("/"):
+        return False
+    words = [w for w in _words(text) if w]
+    if len(words) < 3:
+        return False
+    if words[0] in QUESTION_WORDS or any(w in INTERROGATIVES for w in words[:3]):
+        return True
+    return ("?" in text or "？" in text) and parse_amount(text) is None
+
+
+def _slot_before_message(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before the latest user message set anything from it."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_user = True
+        elif seen_user and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
 class ValidateThresholdForm(FormValidationAction):
+    """The amount check's answers. An explicit cancel ("avbryt", "sluta", "cancel") ends the check with
+    nothing compared; a question typed instead of an answer is answered from the documents, and the check
+    then asks its question again (until session 26 "avbryt" and questions were taken as answers: asked
+    again and again at the amount, or read as the buyer and the check compared the amount for a region)."""
+
     def name(self) -> str:
         return "validate_threshold_form"
 
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        if handoff.is_cancel(text):
+            dispatcher.utter_message(response="utter_cancelled")
+            return [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None), ActiveLoop(None)]
+        if tracker.get_slot("requested_slot") in THRESHOLD_SLOTS and question_in_form(text):
+            answered = await ActionAnswer().run(dispatcher, tracker, domain)
+            kept = [e for e in answered if e.get("event") == "slot" and e.get("name") not in THRESHOLD_SLOTS]
+            # What the question's words put into the check's slots is undone; the check asks again.
+            undone = [SlotSet(slot, _slot_before_message(tracker, slot)) for slot in tracker.slots_to_validate()
+                      if slot in THRESHOLD_SLOTS]
+            return [*kept, *undone, SlotSet(tracker.get_slot("requested_slot"), None)]
+        return await super().run(dispatcher, tracker, domain)
+
     async def validate_amount(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> dict[str, Any]:
-        amount = value if isinstance(value, (int, float)) else parse_amount(str(value or ""))
+        # The message's own words first: the NLU's amount entity can be part of the number (of "1 500 000"
+        # it tagged "500 000", and the check compared 500 000 kr). A button payload has no words to read.
+        text = tracker.latest_message.get("text") or ""
+        amount = None if text.startswith("/") else parse_amount(text)
         if amount is None:
-            amount = parse_amount(tracker.latest_message.get("text") or "")
+            amount = value if isinstance(value, (int, float)) else parse_amount(str(value or ""))
         if amount is None or amount < 100:
             dispatcher.utter_message(text=texts.invalid_amount(language(tracker)))
             return {"amount": None}
@@ -559,8 +643,8 @@ class ValidateThresholdForm(FormValidationAction):
     async def validate_purchase_kind(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                      domain: DomainDict) -> dict[str, Any]:
         kind = value if value in PURCHASE_KINDS else _keyword_value(str(value or ""), _PURCHASE_WORDS)
-        if kind is None:
-            dispatcher.utter_message(response="utter_ask_purchase_kind")
+        if kind is None:  # the form asks again, with its buttons
+            dispatcher.utter_message(text=texts.invalid_purchase_kind(language(tracker)))
         return {"purchase_kind": kind}
 
     async def validate_buyer_kind(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -583,7 +667,11 @@ class ActionSmallTalk(TypedMessageAction):
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if asks_something(tracker.latest_message.get("text") or "", intent):
+        text = tracker.latest_message.get("text") or ""
+        if asks_something(text, intent):
+            return await ActionAnswer().run(dispatcher, tracker, domain)
+        if acknowledgement_only(text) and not set(_words(text)) & THANKS_WORDS:
+            # "ok", "jaha" read as thanks or a greeting: acknowledged (ActionAnswer), not "Varsågod!"
             return await ActionAnswer().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=self.RESPONSES.get(intent, "utter_greet"))
         return []
@@ -639,6 +727,8 @@ class ActionCheckThreshold(Action):
         return "action_check_threshold"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if tracker.get_slot("amount") is None:
+            return []  # the check was cancelled (ValidateThresholdForm): nothing to compare
         lang = language(tracker)
         runtime = get_runtime()
         buyer = tracker.get_slot("buyer_kind")
@@ -730,7 +820,10 @@ class ValidateHumanForm(FormValidationAction):
         contact = handoff.contact_only(text)
         if contact:  # a new address written straight at the summary: taken, and the summary shown again
             return {"handoff_confirm": None, "handoff_contact": contact}
-        dispatcher.utter_message(text=texts.handoff_choose(language(tracker)))
+        if tracker.get_slot("requested_slot") == "handoff_confirm":
+            # Only at the summary: when the form starts, its emptied slots are validated too, and a request for
+            # a person began with "Jag har inte skickat något än. Välj ”Skicka till personalen” …" (no summary yet).
+            dispatcher.utter_message(text=texts.handoff_choose(language(tracker)))
         return {"handoff_confirm": None}
 
 

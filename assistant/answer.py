@@ -21,7 +21,7 @@ from . import texts
 from .coverage import CoverageFeatures, CoverageModel, Verdict, default_model
 from .language import SWEDISH
 from .payload import AnswerPayload, CitationPayload, Coverage, answer_payload
-from .quotes import Quote, QuotePicker, asks_figure, shorten
+from .quotes import Quote, QuotePicker, asks_figure, joined, shorten
 from .settings import AssistantSettings
 from .terms import TermAnalysis, TermAnalyzer
 
@@ -173,12 +173,11 @@ class Answerer:
             lead_quotes.setdefault(q.paragraph_id, []).append(q)
         citations = []
         for number, hit in enumerate(cited, 1):
-            own = sorted(lead_quotes.get(hit.paragraph_id, []), key=lambda q: q.position)
+            own = lead_quotes.get(hit.paragraph_id, [])
             if not own:  # a supporting citation: its best sentence, and the next best when nearly as good
                 best = quotes[hit.paragraph_id]
-                own = sorted([best, *self.picker.second_quote(result, ranked, best)],
-                             key=lambda q: q.position)
-            quote = " … ".join(q.text for q in own)
+                own = [best, *self.picker.second_quote(result, ranked, best)]
+            quote = joined(own)
             citations.append(Citation.from_hit(number, hit, quote))
         lead_numbers = [c.number for c in citations if c.paragraph_id in lead_quotes]
         coverage: Coverage = verdict.coverage

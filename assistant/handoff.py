@@ -12,6 +12,7 @@ import re
 
 CONTACT_CHARS = 500  # contact answers are read from their first 500 characters
 CHOICE_CHARS = 80  # a choice or a cancel is a short message; longer ones are never read as one
+CONTACT_ONLY_WORDS = 6  # a contact with at most this many other words is a contact, not a question
 
 # Bounded and anchored at token starts: linear time on any input (an unbounded version took
 # seconds on a 40,000-character message).
@@ -26,7 +27,7 @@ SEND, CHANGE_QUESTION, CHANGE_CONTACT, CANCEL = "send", "change_question", "chan
 _CANCEL = frozenset({
     "avbryt", "avbryt tack", "nej avbryt", "avbryt förfrågan", "avbryt det", "jag vill avbryta", "glöm det",
     "strunta i det", "ångra", "cancel", "cancel it", "cancel please", "cancel the request", "no cancel",
-    "forget it", "/cancel", "/deny",
+    "forget it", "/cancel", "/deny", "sluta", "avsluta", "stopp", "stop", "quit", "never mind", "nevermind",
 })
 _SEND = frozenset({
     "skicka", "skicka till personalen", "skicka den", "skicka det", "skicka frågan", "skicka förfrågan", "ja", "ja skicka", "ja tack", "japp",
@@ -50,10 +51,29 @@ def _normal(text: str) -> str:
     return " ".join(_WORD.findall((text or "")[:CHOICE_CHARS].lower()))
 
 
+# What follows a number that is an amount of money, not a phone number ("1 500 000 kr", "2 000 000 miljoner").
+_AMOUNT_AFTER = re.compile(r"\s{0,3}(?:kr\b|kronor|sek\b|:-|miljon|miljard|mkr|tkr|msek|tusen)", re.IGNORECASE)
+_THOUSANDS = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3}){1,4}")
+
+
+def _phone(text: str) -> re.Match[str] | None:
+    """The first phone number in ``text``. A sum of money is none: a number followed by a currency or a
+    scale ("kolla 1 500 000 kr") or grouped in thousands without a leading 0 or + ("1 500 000": Swedish
+    numbers start with 0 or +46) was read as a phone number, and "kolla 1 500 000 kr" got the contact reply."""
+    for m in PHONE.finditer(text):
+        raw = m.group(0)
+        if _AMOUNT_AFTER.match(text, m.end()):
+            continue
+        if raw[0] not in "0+" and _THOUSANDS.fullmatch(raw):
+            continue
+        return m
+    return None
+
+
 def find_contact(text: str) -> str | None:
     """The e-mail address or phone number in a message (its first 500 characters), or None."""
     text = str(text or "")[:CONTACT_CHARS]
-    m = EMAIL.search(text) or PHONE.search(text)
+    m = EMAIL.search(text) or _phone(text)
     return m.group(0).strip() if m else None
 
 
@@ -92,7 +112,8 @@ def contact_only(text: str) -> str | None:
     if contact is None:
         return None
     rest = text.replace(contact, " ")
-    return contact if len(_WORD.findall(rest)) <= 4 else None
+    # "oj fel, det ska vara anna@example.se" (six words) was read as feedback and the address lost
+    return contact if len(_WORD.findall(rest)) <= CONTACT_ONLY_WORDS else None
 
 
 def without_contacts(text: str) -> str:

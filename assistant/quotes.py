@@ -37,6 +37,11 @@ _PART_BREAK = re.compile(
     r"|when|how|what|which|why|can|may|must|should|is|are|does|do)\b)",
     re.IGNORECASE,
 )
+# A sentence with one of these words points back to the one before ("Bilaga 2 omfattar sociala tjänster …
+# Direktupphandlingsgränsen för dessa tjänster är 8 109 450 kronor"): quoted alone, "dessa tjänster" read as
+# every purchase, and the bilaga 2 limit as the general one. Such a sentence is quoted with the one before.
+_POINTS_BACK = re.compile(
+    r"\b(?:dessa|denna|detta|sådana|sådan|sådant|ovanstående|nämnda|these|those|such)\b", re.IGNORECASE)
 MIN_PART_CHARS = 12
 SECOND_SENTENCE_RATIO = 0.6
 
@@ -47,6 +52,14 @@ class Quote:
     text: str  # what is quoted (one sentence, or two when the first is short)
     position: int  # the first sentence's place in its paragraph
     score: float
+    end: int = -1  # the last sentence's place (-1: the first's)
+
+    @property
+    def last(self) -> int:
+        return max(self.position, self.end)
+
+    def covers(self, position: int) -> bool:
+        return self.position <= position <= self.last
 
 
 def shorten(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -101,9 +114,14 @@ class QuotePicker:
     def quote_of(self, result: SearchResult, hit: Hit, sentence: ScoredSentence, score: float) -> Quote:
         text = sentence.text
         following = result.sentences.get(hit.paragraph_id, ())
-        if len(text) < SHORT_SENTENCE and sentence.position + 1 < len(following):
-            text = f"{text} {following[sentence.position + 1].text}"
-        return Quote(hit.paragraph_id, shorten(text), sentence.position, score)
+        position = end = sentence.position
+        if len(text) < SHORT_SENTENCE and position + 1 < len(following):
+            text, end = f"{text} {following[position + 1].text}", position + 1
+        if 0 < position < len(following) and _POINTS_BACK.search(sentence.text[:QUOTE_CHARS]):
+            before = following[position - 1].text
+            if len(before) + len(text) < QUOTE_CHARS:  # never at the price of cutting the sentence that answers
+                text, position = f"{before} {text}", position - 1
+        return Quote(hit.paragraph_id, shorten(text), position, score, end)
 
     def best_per_paragraph(self, result: SearchResult, hits: list[Hit],
                            ranked: list[tuple[Hit, ScoredSentence, float]]) -> dict[str, Quote]:
@@ -120,9 +138,8 @@ class QuotePicker:
                      lead: Quote) -> list[Quote]:
         """The lead paragraph's next-best sentence in ``ranked`` (:meth:`scored`) when it scores nearly
         as well (an answer often takes two sentences that are not next to each other)."""
-        covered = {lead.position, lead.position + 1} if lead.text.count(". ") else {lead.position}
         for h, sentence, score in ranked:
-            if h.paragraph_id != lead.paragraph_id or sentence.position in covered:
+            if h.paragraph_id != lead.paragraph_id or lead.covers(sentence.position):
                 continue
             if score >= SECOND_SENTENCE_RATIO * lead.score:
                 return [self.quote_of(result, h, sentence, score)]
@@ -136,7 +153,7 @@ class QuotePicker:
         if len(parts) < 2:
             return []
         out: list[Quote] = []
-        taken = {(lead.paragraph_id, lead.position)}
+        taken = [lead]
         for part in parts:
             analysis = self.terms.analyse(part, english)
             if not analysis.informative:
@@ -145,11 +162,25 @@ class QuotePicker:
             if not ranked:
                 continue
             hit, sentence, score = ranked[0]
-            if (hit.paragraph_id, sentence.position) in taken:
+            if any(q.paragraph_id == hit.paragraph_id and q.covers(sentence.position) for q in taken):
                 continue
-            taken.add((hit.paragraph_id, sentence.position))
-            out.append(self.quote_of(result, hit, sentence, score))
+            quote = self.quote_of(result, hit, sentence, score)
+            taken.append(quote)
+            out.append(quote)
         return out
+
+
+def joined(quotes: list[Quote]) -> str:
+    """The quotes of one paragraph in reading order, joined by " … ", a sentence never twice: a quote whose
+    first sentence another one already holds is left out (the excerpt repeated "Avtalslängden varierar …"
+    on both sides of the "…")."""
+    out: list[Quote] = []
+    for q in sorted(quotes, key=lambda q: (q.position, -q.last)):
+        if out and q.position <= out[-1].last:
+            continue
+        out.append(q)
+    # A shortened quote ends in "…" already: one mark between two pieces, not "… …".
+    return " … ".join([*(q.text.removesuffix(" …") for q in out[:-1]), *(q.text for q in out[-1:])])
 
 
 def quote_parts(quote: str) -> list[str]:

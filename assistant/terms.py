@@ -29,6 +29,11 @@ VERY_COMMON_ZIPF = 5.3
 # A missing word is named to the user ("Dokumenten tar inte upp …") when it looks like a term.
 NAMEABLE_ZIPF = 3.0
 NAMEABLE_LENGTH = 11
+# A word rarer than this that the corpus lacks is likely a typo ("ideel", "anonsera", "upphandlig"): when a
+# corpus stem of at least TYPO_LENGTH letters is one letter away (left out, added, wrong or swapped), the
+# word counts as that one. Real words the documents do not use ("fristen", "GDPR", "moms") are commoner.
+TYPO_ZIPF = 2.0
+TYPO_LENGTH = 5
 MIN_INFLECTED = 6  # stems at least this long may match another inflection of the same word …
 MAX_ENDING = 3  # … that differs by at most this many final letters
 # Chat framing: words that ask, greet or hedge rather than name a topic.
@@ -145,6 +150,27 @@ class TermAnalyzer:
         self.max_idf = math.log(1 + n)
         self._restore = restore or (lambda w: w)
         self._glossary = _glossary_words()
+        self._deletions: dict[str, list[str]] | None = None  # built on the first typo
+
+    def _near(self, key: str) -> str | None:
+        """A corpus stem one letter away from ``key`` (symmetric deletion: a letter left out, added, wrong,
+        or two letters swapped), or None."""
+        if len(key) < TYPO_LENGTH or len(key) > 40:
+            return None
+        if self._deletions is None:
+            index: dict[str, list[str]] = {}
+            for term in self._sorted:
+                if len(term) >= TYPO_LENGTH:
+                    for i in range(len(term)):
+                        index.setdefault(term[:i] + term[i + 1:], []).append(term)
+            self._deletions = index
+        found = set(self._deletions.get(key, ()))
+        for i in range(len(key)):
+            shorter = key[:i] + key[i + 1:]
+            if shorter in self.vocabulary and len(shorter) >= TYPO_LENGTH:
+                found.add(shorter)
+            found.update(self._deletions.get(shorter, ()))
+        return min(found) if found else None
 
     def stem(self, word: str) -> str:
         return stems([word.lower()])[0]
@@ -184,6 +210,8 @@ class TermAnalyzer:
                 return QuestionTerm(surface, (key,), False, 0.0, self.max_idf)
             return QuestionTerm(surface, (key,), False, VERY_COMMON_ZIPF, self.max_idf)
         restored = self._restore(low)
+        if "-" in restored and low in self._glossary:  # "non-profit" in a Swedish message
+            return self._term(surface, english=True)
         if "-" in restored:
             parts = [p for p in restored.split("-") if p]
             whole = fold("".join(parts))
@@ -193,9 +221,15 @@ class TermAnalyzer:
             known = all(self._known(k) for k in keys)
             return QuestionTerm(surface, keys, known, 0.0, max(self.idf.get(k, self.max_idf) for k in keys))
         key = self.stem(restored)
-        if not self._known(key) and low in self._glossary:  # an English word in a mixed or short message
+        known = self._known(key)
+        if not known and low in self._glossary:  # an English word in a mixed or short message
             return self._term(surface, english=True)
-        return QuestionTerm(surface, (key,), self._known(key), _zipf(restored, "sv"), self.idf.get(key, self.max_idf))
+        zipf = _zipf(restored, "sv")
+        if not known and zipf < TYPO_ZIPF:
+            near = self._near(key)  # "ideel" is "ideell": not a word the documents lack
+            if near is not None:
+                return QuestionTerm(surface, (near,), True, zipf, self.idf.get(near, self.max_idf))
+        return QuestionTerm(surface, (key,), known, zipf, self.idf.get(key, self.max_idf))
 
     def analyse(self, question: str, english: bool) -> TermAnalysis:
         from index.lexical import _stopwords

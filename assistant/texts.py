@@ -170,6 +170,12 @@ def invalid_amount(language: str) -> str:
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
 
 
+def invalid_purchase_kind(language: str) -> str:
+    if _en(language):
+        return "I could not tell what kind of purchase that is."
+    return "Jag kunde inte avgöra vad det är för slags köp."
+
+
 # -- asking for a person ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HandoffTerms:

@@ -370,12 +370,82 @@ def test_threshold_form_validates_the_amount(runtime):
     dispatcher = CollectingDispatcher()
     t = tracker("ungefär 1,2 miljoner", "inform", active_loop="threshold_form")
     assert asyncio.run(form.validate_amount("1,2 miljoner", dispatcher, t, {})) == {"amount": 1_200_000.0}
+    # The NLU tagged "500 000" of "1 500 000" as the amount: the message's own number counts.
+    for text in ("1 500 000", "2 300 000", "12 000 000"):
+        t = tracker(text, "inform", active_loop="threshold_form")
+        assert asyncio.run(form.validate_amount(text[2:], dispatcher, t, {})) == {"amount": float(text.replace(" ", ""))}
+    t = tracker("/check_amount", "check_amount", active_loop="threshold_form")  # from the button: the slot's value
+    assert asyncio.run(form.validate_amount(650_000.0, dispatcher, t, {})) == {"amount": 650_000.0}
     t = tracker("vet inte", "inform", active_loop="threshold_form")
     assert asyncio.run(form.validate_amount("vet inte", dispatcher, t, {})) == {"amount": None}
     assert "belopp" in dispatcher.messages[-1]["text"]
     assert asyncio.run(form.validate_purchase_kind("det är sociala tjänster", dispatcher, t, {})) == {
         "purchase_kind": "bilaga2"}
     assert asyncio.run(form.validate_buyer_kind("kommunen", dispatcher, t, {})) == {"buyer_kind": "kommun"}
+
+
+@pytest.mark.parametrize("text", ["ok kan jag prata med nån", "kan nån kontakta mig", "ring mig istället",
+                                  "Ja, prata med en person", "can someone contact me?"])
+def test_a_request_for_a_person_starts_the_hand_over_whatever_the_nlu_read(runtime, text):
+    """These were read as questions, searched, and answered "not in the documents"."""
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(A.ActionAnswer().run(dispatcher, tracker(text, "ask_question"), {}))
+    assert not dispatcher.messages[0]["custom"] and "person" in dispatcher.messages[0]["text"]  # consent, no answer
+    assert {"event": "followup", "name": "human_form", "timestamp": None} in events
+    assert {"event": "followup", "name": "action_listen", "timestamp": None} not in events
+    # An explicit check of an amount starts the check the same way, whatever the NLU read.
+    events = asyncio.run(A.ActionAnswer().run(CollectingDispatcher(), tracker("kolla 1 500 000 kr", "nlu_fallback"), {}))
+    assert {"event": "followup", "name": "threshold_form", "timestamp": None} in events
+    assert {e["name"]: e["value"] for e in events if e["event"] == "slot"} == {"threshold_check": True,
+                                                                               "amount": 1_500_000.0}
+    # A question that mentions someone to talk to is still answered.
+    messages, _ = run(A.ActionAnswer(), tracker("vem ska jag prata med på kommunen om IOP?", "ask_question"))
+    assert messages[0]["custom"].get("coverage")
+
+
+THRESHOLD_DOMAIN = {"forms": {"threshold_form": {"required_slots": ["amount", "purchase_kind", "buyer_kind"]}}}
+
+
+@pytest.mark.parametrize("text", ["avbryt", "Avbryt!", "cancel", "sluta", "glöm det", "stop"])
+def test_the_amount_check_is_cancelled_by_an_explicit_cancel(runtime, text):
+    """"avbryt" was taken as the answer: asked again at the amount (a loop with no way out but "nej"), and
+    at the buyer it completed the check, which compared the amount with the limits."""
+    form = A.ValidateThresholdForm()
+    t = tracker(text, "inform", slots={"requested_slot": "buyer_kind", "amount": 1_500_000.0,
+                                       "purchase_kind": "bilaga2"}, active_loop="threshold_form")
+    t.events.append({"event": "slot", "name": "buyer_kind", "value": text, "timestamp": None})
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(form.run(dispatcher, t, THRESHOLD_DOMAIN))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_cancelled"]
+    assert {"event": "active_loop", "name": None, "timestamp": None} in events
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    assert slots == {"amount": None, "purchase_kind": None, "buyer_kind": None, "requested_slot": None}
+    # ... and the check that the rules run after the form compares nothing.
+    messages, _ = run(A.ActionCheckThreshold(), tracker(text, "inform", slots=slots))
+    assert messages == []
+
+
+def test_a_question_typed_in_the_amount_check_is_answered_and_the_check_asks_again(runtime):
+    """The question was read as the buyer ("region") and the check compared the amount for a region."""
+    form = A.ValidateThresholdForm()
+    question = "vänta, vad är skillnaden mellan en kommun och en region här?"
+    before = [{"event": "slot", "name": "amount", "value": 900_000.0, "timestamp": None},
+              {"event": "slot", "name": "purchase_kind", "value": "tjanster", "timestamp": None}]
+    t = tracker(question, "ask_question", events=before, active_loop="threshold_form",
+                slots={"requested_slot": "buyer_kind", "amount": 900_000.0, "purchase_kind": "tjanster",
+                       "buyer_kind": "region"})
+    t.events.append({"event": "slot", "name": "buyer_kind", "value": "region", "timestamp": None})
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(form.run(dispatcher, t, THRESHOLD_DOMAIN))
+    assert len(dispatcher.messages) == 1 and "coverage" in dispatcher.messages[0]["custom"]  # an answer
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    assert slots["buyer_kind"] is None and "amount" not in slots  # asked again; the amount stays
+    assert not [e for e in events if e.get("event") in ("followup", "active_loop")]  # the check goes on
+    # A detail, even an unsure one, is an answer.
+    for detail in ("en kommun?", "tjänster?", "ca 1,5 miljoner?", "det är en kommun", "1 500 000"):
+        assert not A.question_in_form(detail), detail
+    for asked in ("vad är IOP?", "räknas landsting som region?", "kan vi reservera den för sociala företag?"):
+        assert A.question_in_form(asked), asked
 
 
 def test_threshold_check_shows_each_conflicting_figure_with_source_and_year(runtime):
@@ -500,6 +570,12 @@ def test_the_summary_choices(runtime):
     assert result == {"handoff_confirm": None} and "inte skickat något" in messages[0]["text"]
     result, messages = validate(form, confirm, "nej", confirm, "en")  # "no" is not a cancel either
     assert result == {"handoff_confirm": None} and "not sent anything" in messages[0]["text"]
+    # "nej förresten, ta min mejl istället: …" (six words with the address) was refused at the summary.
+    assert validate(form, confirm, "nej förresten, ta min mejl istället: per@example.se", confirm)[0] == {
+        "handoff_confirm": None, "handoff_contact": "per@example.se"}
+    # When the form starts, its emptied slots are validated too: no "choose Send" before there is a summary.
+    result, messages = validate(form, confirm, None, None)
+    assert result == {"handoff_confirm": None} and messages == []
 
 
 def test_handoff_is_stored_only_when_confirmed_and_then_called_sent(runtime):
@@ -612,6 +688,12 @@ def test_a_bare_ok_or_no_with_nothing_pending_is_acknowledged_not_searched(runti
     assert messages[0]["text"] == "Okej. Fråga gärna något annat när du vill."
     messages, _ = run(A.ActionAnswer(), tracker("okay", "affirm", slots={"language": "en"}))
     assert messages[0]["text"].startswith("OK! What would you like to know?")
+    # Read as thanks or a greeting (the session-26 NLU read "ok" as thank: "Varsågod!"), the same; thanks stay thanks.
+    for text, intent in (("ok", "thank"), ("jaha", "greet")):
+        messages, _ = run(A.ActionSmallTalk(), tracker(text, intent))
+        assert "Vad vill du veta?" in messages[0]["text"], text
+    messages, _ = run(A.ActionSmallTalk(), tracker("tack", "thank"))
+    assert messages[0]["response"] == "utter_thank"
     assert searched == []
     # Anything else in the message is a question.
     for text in ("Ja, vad är ett idéburet offentligt partnerskap?", "ok iop", "nej, reserverad upphandling"):
@@ -707,6 +789,15 @@ def test_a_first_message_misread_as_a_follow_up_is_answered(runtime):
         messages, slots = run(action, tracker(question, "more_results", 0.5))
         assert messages[0]["custom"]["answered"] is True
         assert slots["last_question"] == question
+    # ... but "fler" or "visa källan" as a first message has nothing to page or show (it was searched and
+    # answered "not in the documents").
+    for action, command in ((A.ActionMoreResults(), "fler"), (A.ActionShowSource(), "visa källan"),
+                            (A.ActionShowSource(), "Visa källa 2!"), (A.ActionMoreResults(), "more please")):
+        messages, slots = run(action, tracker(command, "more_results", 0.9))
+        assert messages[0]["text"].startswith(("Ställ en fråga först", "Ask me a question first")), command
+        assert "custom" not in messages[0] or not messages[0]["custom"]
+        assert "last_question" not in slots
+    assert not A.bare_command("visa källan för IOP-avtal") and not A.bare_command("fler " * 30)
 
 
 def test_a_question_read_as_inform_is_answered_not_a_form_prompt(runtime):

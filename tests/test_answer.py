@@ -145,3 +145,38 @@ def test_none_needs_its_bar_and_falls_back_to_partial():
     assert decide({"full": 0.2, "partial": 0.3, "none": 0.5}, 0.4) == "none"
     assert decide({"full": 0.2, "partial": 0.3, "none": 0.5}, 0.6) == "partial"
     assert decide({"full": 0.5, "partial": 0.3, "none": 0.2}, 0.6) == "full"
+
+
+def test_a_sentence_that_points_back_is_quoted_with_the_one_before():
+    """"Direktupphandlingsgränsen för dessa tjänster är 8 109 450 kronor" quoted alone read as the general limit;
+    the sentence before says that "dessa tjänster" are the bilaga 2 services."""
+    from index.search import Hit, ScoredSentence, SearchResult
+
+    from assistant.quotes import QuotePicker, joined
+
+    sentences = ("Bilaga 2 omfattar sociala tjänster och andra särskilda tjänster.",
+                 "Direktupphandlingsgränsen för dessa tjänster är 8 109 450 kronor år 2025 och höjs år 2026.",
+                 "Ramavtal är vanliga.", "Avtalen löper i fyra år.")
+    hit = Hit("p1", "d", "T", 2025, None, None, " ".join(sentences), 1.0)
+    scored = tuple(ScoredSentence(t, i, 0.5) for i, t in enumerate(sentences))
+    result = SearchResult("vad är direktupphandlingsgränsen?", [hit], 1.0, sentences={"p1": scored})
+    picker = QuotePicker(TermAnalyzer([hit.text]))
+    quote = picker.quote_of(result, hit, scored[1], 1.0)
+    assert quote.text == f"{sentences[0]} {sentences[1]}" and quote.position == 0 and quote.last == 1
+    # A short sentence is quoted with the next; a quote holding a sentence already quoted is left out.
+    short = picker.quote_of(result, hit, scored[2], 0.9)
+    assert short.text == f"{sentences[2]} {sentences[3]}" and short.last == 3
+    again = picker.quote_of(result, hit, scored[3], 0.8)
+    assert joined([again, short, quote]) == f"{sentences[0]} {sentences[1]} … {sentences[2]} {sentences[3]}"
+
+
+def test_a_typo_is_no_word_the_documents_lack():
+    """"Dokumenten tar inte upp ”ideel” eller ”anonsera”" told a user typing fast that the documents lack what
+    they cover; a word one letter from a corpus word, and rare in Swedish, counts as that word. Real words the
+    corpus does not use are still missing, and an English glossary term in a Swedish message is looked up."""
+    terms = TermAnalyzer(["En ideell förening får annonsera upphandlingen.", "Idéburen organisation och IOP."])
+    analysis = terms.analyse("far en ideel forening anonsera?", english=False)
+    assert analysis.missing == ()
+    assert [t.surface for t in terms.analyse("Vilken är fristen för överprövning?", False).missing] == [
+        "fristen", "överprövning"]
+    assert terms.analyse("kan en non-profit vara med?", False).missing == ()

@@ -227,6 +227,41 @@ def test_threshold_check_over_rest(stack):
     assert "vartannat år" in result["text"]
 
 
+def test_the_amount_check_reads_big_amounts_answers_questions_and_can_be_cancelled(stack):
+    """Found by a helper trying the chat as users would (session 26): "kolla 1 500 000 kr" got the contact
+    reply (a phone number), "1 500 000" was compared as 500 000 kr, a question typed in the check was taken
+    as its answer, and "avbryt" was asked again (or, at the buyer, completed the check)."""
+    def texts_of(replies):
+        return " ".join(m.get("text") or "" for m in replies)
+
+    me = "e2e-" + uuid.uuid4().hex[:8]
+    reply = say(stack, me, "kolla 1 500 000 kr")
+    assert "slags köp" in texts_of(reply) and "kontaktuppgift" not in texts_of(reply), reply
+    assert "Avbryt" in [b["title"] for m in reply for b in m.get("buttons") or []]
+    reply = say(stack, me, "vad räknas som tjänster i bilaga 2?")
+    assert custom_of(reply) and custom_of(reply)["citations"], reply  # answered from the documents ...
+    assert "slags köp" in reply[-1]["text"]  # ... and the check asks again
+    reply = say(stack, me, "avbryt")
+    assert "avbryter" in texts_of(reply) and not custom_of(reply), reply
+    assert custom_of(say(stack, me, "Vad är ett ramavtal?"))["citations"]  # the check is over
+
+    me = "e2e-" + uuid.uuid4().hex[:8]
+    reply = say(stack, me, "/check_amount")
+    for answer in ("1 500 000", "tjänster", "en kommun"):
+        assert not custom_of(reply), reply
+        reply = say(stack, me, answer)
+    assert "1 500 000 kr" in custom_of(reply)["text"], reply
+
+
+def test_a_request_for_a_person_starts_the_hand_over(stack):
+    """"kan nån kontakta mig" was searched and answered "not in the documents"; a hand-over began with
+    "Jag har inte skickat något än. Välj ”Skicka till personalen” …" before there was anything to send."""
+    reply = say(stack, "e2e-" + uuid.uuid4().hex[:8], "kan nån kontakta mig")
+    text = " ".join(m.get("text") or "" for m in reply)
+    assert "skicka din fråga vidare till en person" in text and "inte skickat något" not in text, reply
+    assert reply[-1]["text"].startswith("Vad gäller din fråga?")
+
+
 @pytest.mark.parametrize("question, coverage", [
     ("Vad är ett idéburet offentligt partnerskap?", "full"),
     ("Hur blir vädret i Stockholm i helgen?", "none"),

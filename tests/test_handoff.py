@@ -37,6 +37,11 @@ def test_summary_choices(text, expected):
     ("anna@example.se", "anna@example.se"), ("mejla mig på anna.b@kommun.example.se tack", "anna.b@kommun.example.se"),
     ("070-123 45 67", "070-123 45 67"), ("+46 70 123 45 67", "+46 70 123 45 67"),
     ("jon@", None), ("070-12", None), ("inte en adress", None),
+    # Sums of money are no phone numbers ("kolla 1 500 000 kr" got the contact reply and no amount check).
+    ("kolla 1 500 000 kr", None), ("1 500 000", None), ("kolla 1 200 000 kronor", None), ("2 300 000 SEK", None),
+    ("ring 08-123 456 78", "08-123 456 78"), ("555-123-4567", "555-123-4567"),
+    # A correction was read as feedback ("fel svar") and the new address lost.
+    ("oj fel, det ska vara anna.svensson@example.se", "anna.svensson@example.se"),
     ("Kan ni mejla anna@example.se om hur man skriver ett IOP-avtal?", None),  # a question, not only a contact
     ("skicka svaret till anna@example.se för jag har en lång fråga om ramavtal och reserverade kontrakt", None),
 ])
