@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
+from index.query import question_focus
 from index.search import Evidence, Hit, QueryError, SearchEngine, SearchResult
 
 from . import texts
@@ -131,6 +132,15 @@ class Answerer:
         features = self.features(result, analysis, result.hits)
         return result, analysis, features, self.model.verdict(features)
 
+    def missing_names(self, result: SearchResult, analysis: TermAnalysis) -> list[str]:
+        """What the reply names as not in the documents: the specific words of what is asked. In a long
+        message that tells its situation first, that is its question sentence(s) (``question_focus``):
+        "cykelreparationer" in "Vi är ett kooperativ som gör cykelreparationer i Gävle … Får vi kontakta
+        förvaltningarna själva?" is the asker's context, and the reply opened with "Dokumenten tar inte upp
+        ”cykelreparationer”" before the passage that answers."""
+        focus = question_focus(result.query)
+        return (self.terms.analyse(focus, result.english) if focus else analysis).missing_names()
+
     # -- answers ---------------------------------------------------------------------------------
     def answer(self, question: str, language: str = SWEDISH, skip: frozenset[str] = frozenset(),
                domain_hint: bool = False) -> Answer:
@@ -145,7 +155,7 @@ class Answerer:
         analysis = self.terms.analyse(result.query, result.english)
         features = self.features(result, analysis, result.hits)
         verdict = self.model.verdict(features)
-        missing = analysis.missing_names()
+        missing = self.missing_names(result, analysis)
         if verdict.coverage == "none" and domain_hint:
             verdict = Verdict("partial", verdict.probabilities)
         if verdict.coverage == "full" and missing:
@@ -153,8 +163,10 @@ class Answerer:
             # else the documents say, they do not answer that part, and the reply must say so first.
             verdict = Verdict("partial", verdict.probabilities)
         if verdict.coverage == "none" or not result.hits:
-            text = texts.not_covered(language, missing)
-            return Answer(question, language, "none", text, text, missing=missing, evidence=result.evidence,
+            # Declined: whatever the whole message names that no paragraph mentions is worth saying.
+            named = missing or analysis.missing_names()
+            text = texts.not_covered(language, named)
+            return Answer(question, language, "none", text, text, missing=named, evidence=result.evidence,
                           verdict=verdict, reason="not_covered")
         candidates = [h for h in result.hits if h.paragraph_id not in skip][:CANDIDATES]
         if not candidates:

@@ -207,6 +207,8 @@ class TermAnalyzer:
             # An English word with no glossary entry cannot be checked against Swedish text: it counts only
             # when it looks like a term ("GDPR", "F-tax", "Skatteverket"), not as an ordinary word.
             if "-" in surface or surface[:1].isupper():
+                if "-" not in surface and zipf >= COMMON_ZIPF:  # "Now", "Many", "Should" opening a sentence
+                    return QuestionTerm(surface, (key,), False, VERY_COMMON_ZIPF, self.max_idf)
                 return QuestionTerm(surface, (key,), False, 0.0, self.max_idf)
             return QuestionTerm(surface, (key,), False, VERY_COMMON_ZIPF, self.max_idf)
         restored = self._restore(low)
@@ -236,7 +238,11 @@ class TermAnalyzer:
 
         stop = _stopwords()
         out: list[QuestionTerm] = []
-        for token in TOKEN_RE.findall(question[:MAX_QUESTION_CHARS]):
+        text = question[:MAX_QUESTION_CHARS]
+        for match in TOKEN_RE.finditer(text):
+            token = match.group(0)
+            if text[match.end():match.end() + 1] in ("'", "’") and english:
+                continue  # "Isn't", "don't", "what's": the contraction's first half is no term
             low = token.lower()
             if low in stop or fold(low) in FRAMING or low.isdigit() or (len(low) < 2) or (len(low) < 3 and "-" not in low):
                 continue

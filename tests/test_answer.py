@@ -180,3 +180,29 @@ def test_a_typo_is_no_word_the_documents_lack():
     assert [t.surface for t in terms.analyse("Vilken är fristen för överprövning?", False).missing] == [
         "fristen", "överprövning"]
     assert terms.analyse("kan en non-profit vara med?", False).missing == ()
+
+
+def test_what_is_named_as_missing_comes_from_what_is_asked():
+    """"Dokumenten tar inte upp ”Skellefteå” eller ”frustrerade”": a long message's context, and English words
+    that only open a sentence ("Now", "Many", "Isn't"), were named as what the documents do not cover."""
+    terms = TermAnalyzer(["Kommunen får reservera upphandlingen.", "Idéburen organisation och IOP."])
+    assert terms.analyse("Many clients ask. Now, isn't IOP for everyone? Where do we start?", english=True).missing == ()
+    assert [t.surface for t in terms.analyse("Is GDPR part of it?", english=True).missing] == ["GDPR"]
+    from index.query import question_focus
+
+    message = ("Vi är ett kooperativ som gör cykelreparationer i Skellefteå och vi är lite frustrerade just nu. "
+               "Får kommunen reservera upphandlingen för oss?")
+    focus = question_focus(message)
+    assert focus == "Får kommunen reservera upphandlingen för oss?"
+    assert terms.analyse(focus, english=False).missing_names() == []
+    assert "cykelreparationer" in terms.analyse(message, english=False).missing_names()
+
+
+def test_an_answer_names_what_the_question_lacks_not_its_context(answerer):
+    message = ("Vi är ett kooperativ som gör cykelreparationer i Skellefteå och har funderat länge på det här. "
+               "Hur ofta möts kommunen och föreningen i ett partnerskap?")
+    answer = answerer.answer(message)
+    assert answer.missing == [] and "cykelreparationer" not in answer.text
+    asked = answerer.answer("Vi är ett kooperativ i Skellefteå och har funderat länge på det här med avtal. "
+                            "Behöver vi F-skatt för ett partnerskap med kommunen?")
+    assert "F-skatt" in asked.text
