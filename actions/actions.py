@@ -76,8 +76,10 @@ _HUMAN_REQUEST = re.compile(
     r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|nån|someone|somebody|)"
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|nån|someone"
     r"|somebody|)"
-    r"|(?:(?:kan|skulle|could|can|will|would) (?:någon|nån|ni|en person|en rådgivare|someone|somebody|you|a person"
-    r"|an advisor) )?(?:kontakta|ringa|ring|mejla|maila|contact|call|email|e-mail|phone) (?:mig|me)\b)",
+    r"|(?:(?:kan|skulle|could|can|will|would) (?:någon|nån|ni|du|en person|en rådgivare|someone|somebody|you|a person"
+    r"|an advisor) )?(?:kontakta|ringa|ring|mejla|maila|contact|call|email|e-mail|phone) (?:mig|me)"
+    # ... and nothing after it but "istället", "tillbaka", "tack" (not "inte", "the answer", a name)
+    r"(?:\s{1,3}(?:istället|istallet|tillbaka|gärna|snälla|tack|instead|back|please|asap))?\s{0,3}[.!?]{0,3}\s{0,3}$)",
     re.IGNORECASE)
 _MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
 MAX_QUESTION_SCAN = 2000
@@ -578,19 +580,24 @@ THRESHOLD_SLOTS = ("amount", "purchase_kind", "buyer_kind")
 
 def question_in_form(text: str) -> bool:
     """Whether a message typed while the amount check waits for a detail asks something instead ("vad är
-    IOP?", "vänta, vad är skillnaden mellan en kommun och en region här?", "räknas landsting som region?"):
-    at least three words, opening with a question word (an interrogative among the first three will do), or
-    with a question mark and no amount.
-    A short or unsure detail stays an answer ("tjänster?", "en kommun?", "ca 1,5 miljoner?")."""
+    IOP?", "vänta, vad är skillnaden mellan en kommun och en region här?", "kan vi reservera den?"): at
+    least three words, opening with an interrogative ("var", also "was", only with a question mark), or with
+    a question mark and a question word among the first three. An answer stays an answer, unsure or chatty
+    ("tjänster?", "ca 1,5 miljoner?", "det var 500 000 kr", "kan vara tjänster", "varor, vad annars?"), and
+    so does a request for the check itself ("kan du kolla 700 000 kr?")."""
     text = (text or "").strip()
-    if text.startswith("/"):
+    if text.startswith("/") or explicit_request(text, _CHECK_REQUEST):
         return False
     words = [w for w in _words(text) if w]
     if len(words) < 3:
         return False
-    if words[0] in QUESTION_WORDS or any(w in INTERROGATIVES for w in words[:3]):
+    asked = "?" in text or "？" in text
+    if words[0] in INTERROGATIVES and (words[0] != "var" or asked):
         return True
-    return ("?" in text or "？" in text) and parse_amount(text) is None
+    if not asked or not (words[0] in QUESTION_WORDS or any(w in INTERROGATIVES for w in words[:3])):
+        return False
+    # A short message with a detail the check asks for is that detail, whatever else it says.
+    return not (len(words) <= BARE_DETAIL_WORDS + 1 and check_detail(text))
 
 
 def _slot_before_message(tracker: Tracker, slot: str) -> Any:
@@ -618,6 +625,12 @@ class ValidateThresholdForm(FormValidationAction):
         if handoff.is_cancel(text):
             dispatcher.utter_message(response="utter_cancelled")
             return [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None), ActiveLoop(None)]
+        if not text.startswith("/") and explicit_request(text, _HUMAN_REQUEST):
+            # "kan jag prata med en person?" typed in the check (read as a question, not request_human): the
+            # check ends and the hand-over starts, as the request would anywhere else.
+            return [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None),
+                    ActiveLoop(None), *start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True),
+                    FollowupAction("human_form")]
         if tracker.get_slot("requested_slot") in THRESHOLD_SLOTS and question_in_form(text):
             answered = await ActionAnswer().run(dispatcher, tracker, domain)
             kept = [e for e in answered if e.get("event") == "slot" and e.get("name") not in THRESHOLD_SLOTS]
@@ -668,7 +681,7 @@ class ActionSmallTalk(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         text = tracker.latest_message.get("text") or ""
-        if asks_something(text, intent):
+        if asks_something(text, intent) or explicit_request(text, _HUMAN_REQUEST):
             return await ActionAnswer().run(dispatcher, tracker, domain)
         if acknowledgement_only(text) and not set(_words(text)) & THANKS_WORDS:
             # "ok", "jaha" read as thanks or a greeting: acknowledged (ActionAnswer), not "Varsågod!"

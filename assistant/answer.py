@@ -189,7 +189,7 @@ class Answerer:
             if not own:  # a supporting citation: its best sentence, and the next best when nearly as good
                 best = quotes[hit.paragraph_id]
                 own = [best, *self.picker.second_quote(result, ranked, best)]
-            quote = joined(own)
+            quote = joined(own, result.sentences.get(hit.paragraph_id, ()))
             citations.append(Citation.from_hit(number, hit, quote))
         lead_numbers = [c.number for c in citations if c.paragraph_id in lead_quotes]
         coverage: Coverage = verdict.coverage

@@ -53,19 +53,19 @@ def _normal(text: str) -> str:
 
 # What follows a number that is an amount of money, not a phone number ("1 500 000 kr", "2 000 000 miljoner").
 _AMOUNT_AFTER = re.compile(r"\s{0,3}(?:kr\b|kronor|sek\b|:-|miljon|miljard|mkr|tkr|msek|tusen)", re.IGNORECASE)
-_THOUSANDS = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3}){1,4}")
 
 
 def _phone(text: str) -> re.Match[str] | None:
     """The first phone number in ``text``. A sum of money is none: a number followed by a currency or a
-    scale ("kolla 1 500 000 kr") or grouped in thousands without a leading 0 or + ("1 500 000": Swedish
-    numbers start with 0 or +46) was read as a phone number, and "kolla 1 500 000 kr" got the contact reply."""
+    scale ("kolla 1 500 000 kr") or digits without a leading 0 or + and without dashes ("1 500 000",
+    "12000000": Swedish numbers start with 0 or +46) was read as a phone number, and "kolla 1 500 000 kr" got
+    the contact reply. "555-123-4567" is still one."""
     for m in PHONE.finditer(text):
         raw = m.group(0)
         if _AMOUNT_AFTER.match(text, m.end()):
             continue
-        if raw[0] not in "0+" and _THOUSANDS.fullmatch(raw):
-            continue
+        if raw[0] not in "0+" and "-" not in raw:
+            continue  # "1 500 000", "12000000", "1 500 000 2025": Swedish numbers start with 0 or +46
         return m
     return None
 

@@ -170,13 +170,16 @@ class QuotePicker:
         return out
 
 
-def joined(quotes: list[Quote]) -> str:
-    """The quotes of one paragraph in reading order, joined by " … ", a sentence never twice: a quote whose
-    first sentence another one already holds is left out (the excerpt repeated "Avtalslängden varierar …"
-    on both sides of the "…")."""
+def joined(quotes: list[Quote], sentences: tuple[ScoredSentence, ...] = ()) -> str:
+    """The quotes of one paragraph in reading order, joined by " … ", a sentence never twice (the excerpt
+    repeated "Avtalslängden varierar …" on both sides of the "…"): of a quote that overlaps the one before,
+    only the sentences after it are added (from ``sentences``, the paragraph's, by position)."""
     out: list[Quote] = []
     for q in sorted(quotes, key=lambda q: (q.position, -q.last)):
         if out and q.position <= out[-1].last:
+            if q.last > out[-1].last and len(sentences) > q.last:
+                rest = " ".join(s.text for s in sentences[out[-1].last + 1:q.last + 1])
+                out.append(Quote(q.paragraph_id, shorten(rest), out[-1].last + 1, q.score, q.last))
             continue
         out.append(q)
     # A shortened quote ends in "…" already: one mark between two pieces, not "… …".

@@ -153,8 +153,9 @@ class TermAnalyzer:
         self._deletions: dict[str, list[str]] | None = None  # built on the first typo
 
     def _near(self, key: str) -> str | None:
-        """A corpus stem one letter away from ``key`` (symmetric deletion: a letter left out, added, wrong,
-        or two letters swapped), or None."""
+        """The corpus stem ``key`` is a slip of: one letter left out, one too many, or two neighbours
+        swapped ("ideel" for "ideell", "anonser" for "annonser"); the most used one when several are. A
+        wrong letter does not count: "frist" is not "brist", nor "inlag" "bilag". None when there is none."""
         if len(key) < TYPO_LENGTH or len(key) > 40:
             return None
         if self._deletions is None:
@@ -164,13 +165,16 @@ class TermAnalyzer:
                     for i in range(len(term)):
                         index.setdefault(term[:i] + term[i + 1:], []).append(term)
             self._deletions = index
-        found = set(self._deletions.get(key, ()))
+        found = set(self._deletions.get(key, ()))  # a letter left out of ``key``
         for i in range(len(key)):
             shorter = key[:i] + key[i + 1:]
             if shorter in self.vocabulary and len(shorter) >= TYPO_LENGTH:
-                found.add(shorter)
-            found.update(self._deletions.get(shorter, ()))
-        return min(found) if found else None
+                found.add(shorter)  # a letter too many
+        for i in range(len(key) - 1):
+            swapped = key[:i] + key[i + 1] + key[i] + key[i + 2:]
+            if swapped != key and swapped in self.vocabulary:
+                found.add(swapped)
+        return min(found, key=lambda t: (self.idf.get(t, self.max_idf), t)) if found else None
 
     def stem(self, word: str) -> str:
         return stems([word.lower()])[0]

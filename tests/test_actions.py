@@ -385,7 +385,7 @@ def test_threshold_form_validates_the_amount(runtime):
 
 
 @pytest.mark.parametrize("text", ["ok kan jag prata med nån", "kan nån kontakta mig", "ring mig istället",
-                                  "Ja, prata med en person", "can someone contact me?"])
+                                  "Ja, prata med en person", "can someone contact me?", "kan du ringa mig?"])
 def test_a_request_for_a_person_starts_the_hand_over_whatever_the_nlu_read(runtime, text):
     """These were read as questions, searched, and answered "not in the documents"."""
     dispatcher = CollectingDispatcher()
@@ -398,6 +398,12 @@ def test_a_request_for_a_person_starts_the_hand_over_whatever_the_nlu_read(runti
     assert {"event": "followup", "name": "threshold_form", "timestamp": None} in events
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"} == {"threshold_check": True,
                                                                                "amount": 1_500_000.0}
+    # A refusal or anything after "ring mig" is no request (the review found "nej, ring mig inte" starting it).
+    for text in ("nej, ring mig inte", "ok, kontakta mig inte", "call me Anna", "email me the answer"):
+        assert not A.explicit_request(text, A._HUMAN_REQUEST), text
+    # Read as a greeting, a request for a person is one all the same.
+    events = asyncio.run(A.ActionSmallTalk().run(CollectingDispatcher(), tracker("hej kan nån kontakta mig", "greet"), {}))
+    assert {"event": "followup", "name": "human_form", "timestamp": None} in events
     # A question that mentions someone to talk to is still answered.
     messages, _ = run(A.ActionAnswer(), tracker("vem ska jag prata med på kommunen om IOP?", "ask_question"))
     assert messages[0]["custom"].get("coverage")
@@ -441,11 +447,21 @@ def test_a_question_typed_in_the_amount_check_is_answered_and_the_check_asks_aga
     slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
     assert slots["buyer_kind"] is None and "amount" not in slots  # asked again; the amount stays
     assert not [e for e in events if e.get("event") in ("followup", "active_loop")]  # the check goes on
-    # A detail, even an unsure one, is an answer.
-    for detail in ("en kommun?", "tjänster?", "ca 1,5 miljoner?", "det är en kommun", "1 500 000"):
+    # A detail, even an unsure or chatty one, is an answer ("var" is also "was"; "kan vara" is no question).
+    for detail in ("en kommun?", "tjänster?", "ca 1,5 miljoner?", "det är en kommun", "1 500 000",
+                   "det var 500 000 kr", "budgeten var 2 miljoner", "kan vara tjänster", "ska köpa varor",
+                   "varor, vad annars?", "kan du kolla 700 000 kr?"):
         assert not A.question_in_form(detail), detail
-    for asked in ("vad är IOP?", "räknas landsting som region?", "kan vi reservera den för sociala företag?"):
+    for asked in ("vad är IOP?", "var ligger gränsen?", "kan vi reservera den för sociala företag?"):
         assert A.question_in_form(asked), asked
+    # A request for a person typed in the check ends it and starts the hand-over.
+    t = tracker("kan jag prata med en person?", "ask_question", active_loop="threshold_form",
+                slots={"requested_slot": "amount"})
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(form.run(dispatcher, t, THRESHOLD_DOMAIN))
+    assert {"event": "active_loop", "name": None, "timestamp": None} in events
+    assert {"event": "followup", "name": "human_form", "timestamp": None} in events
+    assert "person" in dispatcher.messages[0]["text"]
 
 
 def test_threshold_check_shows_each_conflicting_figure_with_source_and_year(runtime):

@@ -168,15 +168,24 @@ def test_a_sentence_that_points_back_is_quoted_with_the_one_before():
     assert short.text == f"{sentences[2]} {sentences[3]}" and short.last == 3
     again = picker.quote_of(result, hit, scored[3], 0.8)
     assert joined([again, short, quote]) == f"{sentences[0]} {sentences[1]} … {sentences[2]} {sentences[3]}"
+    # A quote that only partly overlaps the one before adds the sentences after it (it was left out whole).
+    from assistant.quotes import Quote
+
+    first, second = Quote("p1", f"{sentences[0]} {sentences[1]}", 0, 1.0, 1), Quote("p1", f"{sentences[1]} {sentences[2]}", 1, 0.9, 2)
+    assert joined([first, second], scored) == f"{sentences[0]} {sentences[1]} … {sentences[2]}"
 
 
 def test_a_typo_is_no_word_the_documents_lack():
     """"Dokumenten tar inte upp ”ideel” eller ”anonsera”" told a user typing fast that the documents lack what
     they cover; a word one letter from a corpus word, and rare in Swedish, counts as that word. Real words the
     corpus does not use are still missing, and an English glossary term in a Swedish message is looked up."""
-    terms = TermAnalyzer(["En ideell förening får annonsera upphandlingen.", "Idéburen organisation och IOP."])
+    terms = TermAnalyzer(["En ideell förening får annonsera upphandlingen.", "Idéburen organisation och IOP.",
+                          "Det råder brist på bilagor.", "Ett ideal."])
     analysis = terms.analyse("far en ideel forening anonsera?", english=False)
     assert analysis.missing == ()
+    assert terms.analyse("ideel", english=False).terms[0].keys == ("ideell",)  # not "ideal": the commoner one
+    # A wrong letter is no slip: "frister" is not "brist", "inlagor" not "bilagor" (two letters off).
+    assert [t.surface for t in terms.analyse("frister och inlagor", english=False).missing] == ["frister", "inlagor"]
     assert [t.surface for t in terms.analyse("Vilken är fristen för överprövning?", False).missing] == [
         "fristen", "överprövning"]
     assert terms.analyse("kan en non-profit vara med?", False).missing == ()
