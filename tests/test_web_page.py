@@ -98,6 +98,14 @@ def watched(browser, stack):  # noqa: F811
         context.close()
 
 
+def assert_last_message_in_view(page) -> None:
+    """The last bubble ends inside the log's visible area (not hidden below its bottom edge)."""
+    page.wait_for_timeout(200)
+    box = page.locator("#log > *").last.bounding_box()
+    log = page.locator("#log").bounding_box()
+    assert box["y"] + box["height"] <= log["y"] + log["height"] + 1, (box, log)
+
+
 def wait_answer(page, n: int = 1):
     page.wait_for_function(f"document.querySelectorAll('.msg--answer').length >= {n}", timeout=ANSWER_TIMEOUT)
     page.locator("#typing").wait_for(state="hidden", timeout=5_000)
@@ -347,6 +355,7 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     assert page.locator("#typing").is_visible() and working.is_hidden()
     page.wait_for_timeout(1300)
     assert working.is_visible() and "letar i dokumenten" in working.inner_text()
+    assert_last_message_in_view(page)
     shot(page, "desktop-1280-working")
     for route in held:
         route.continue_()
@@ -362,6 +371,7 @@ def test_still_working_after_a_second_and_retry_on_failure(watched, stack):
     page.wait_for_function("document.getElementById('working').textContent.includes('startar om')", timeout=15_000)
     assert working.is_visible() and "skickas när den är tillbaka" in working.inner_text()
     assert page.locator("#failure").is_hidden()
+    assert_last_message_in_view(page)  # it was cut in half behind the dots and the status line
     assert_contrast(page, "waiting for the assistant to come back")
     shot(page, "desktop-1280-restarting")
     ask(page, "Vad är IOP?")

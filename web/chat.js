@@ -409,9 +409,19 @@
     return bubble;
   }
 
+  /* The dots and the status line sit below the log and take its height: a log that was scrolled to the
+     bottom stays there, so the message just sent is not cut in half behind them. */
+  function keepBottom(change) {
+    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    change();
+    if (atBottom) scrollDown();
+  }
+
   function showTyping(on) {
-    typing.hidden = !on;
-    if (!on) working.hidden = true;
+    keepBottom(function () {
+      typing.hidden = !on;
+      if (!on) working.hidden = true;
+    });
   }
 
   function clearPending() {
@@ -427,7 +437,7 @@
     working.textContent = t("working");
     showTyping(true);
     pending = { text: text, options: options, timers: [
-      setTimeout(function () { working.hidden = false; }, WORKING_AFTER_MS),
+      setTimeout(function () { keepBottom(function () { working.hidden = false; }); }, WORKING_AFTER_MS),
       setTimeout(function () { working.setAttribute("data-i18n", "slow"); working.textContent = t("slow"); }, SLOW_AFTER_MS),
       setTimeout(function () { fail("failTimeout"); }, REPLY_TIMEOUT_MS)
     ] };
@@ -519,9 +529,11 @@
     if (outbox.indexOf(lastSent) < 0) outbox.unshift(lastSent);
     pending.timers.forEach(clearTimeout);
     pending.timers = [];
-    working.setAttribute("data-i18n", "restarting");
-    working.textContent = t("restarting");
-    working.hidden = false;
+    keepBottom(function () {
+      working.setAttribute("data-i18n", "restarting");
+      working.textContent = t("restarting");
+      working.hidden = false;
+    });
   }
   socket.on("connect_error", waitForServer);
   socket.on("disconnect", waitForServer);
