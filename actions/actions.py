@@ -27,6 +27,7 @@ from assistant.language import LANGUAGES, SWEDISH, detect_language
 from assistant.payload import is_answer
 from assistant.runtime import get_runtime
 from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
+from index.paragraphs import sentence_units
 from index.query import ACRONYMS
 
 log = logging.getLogger(__name__)
@@ -443,7 +444,7 @@ def changed_question(previous: str, previous_entities: list[dict], message: str,
     otherwise the follow-up's words are added to the previous question.
     """
     question = previous
-    added = []
+    added, swapped = [], []
     for entity in entities:
         if entity.get("entity") not in ENTITY_TYPES or entity.get("start") is None:
             continue
@@ -452,11 +453,19 @@ def changed_question(previous: str, previous_entities: list[dict], message: str,
                    None)
         if old is not None:
             question = question.replace(previous[old["start"]:old["end"]], surface, 1)
+            swapped.append(surface)
         else:
             added.append(surface)
     if not entities or not any(e.get("entity") in ENTITY_TYPES for e in entities):
         rest = _FOLLOW_UP_LEAD.sub("", message).strip(" ?.!")
         added = [rest] if rest else []
+    # Of a previous message that greeted or told its situation first ("Hej! Jag är rådgivare på Coompanion.
+    # Vad är reserverad upphandling?"), the question sentences are kept, and any sentence with the swapped
+    # detail: the search and the "Jag söker på: …" line carried the greeting along.
+    sentences = sentence_units(question)
+    if len(sentences) > 1 and any("?" in s for s in sentences):
+        kept = [s for s in sentences if "?" in s or any(w in s for w in swapped)]
+        question = " ".join(kept)
     if added:
         question = f"{question.rstrip(' ?.!')} – {' '.join(added)}?"
     return question

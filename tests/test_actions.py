@@ -244,6 +244,22 @@ def test_changed_question_swaps_the_entity_of_the_same_type():
     assert A.changed_question(previous, old, message, new) == "Kan en ideell förening ingå IOP?"
 
 
+def test_changed_question_leaves_out_the_greeting_and_situation_of_the_previous_message():
+    """"what about services?" after "Hi, I'm an advisor at Coompanion helping a client. What is reserved
+    procurement?" searched (and showed) the greeting and the introduction too."""
+    previous = "Hi, I'm an advisor at Coompanion helping a client. What is reserved procurement?"
+    assert A.changed_question(previous, [], "what about services?", []) == "What is reserved procurement – services?"
+    # A sentence holding the swapped detail stays: it is the condition the question depends on.
+    previous = "Hej! Vi är en stiftelse i Gävle. Kan vi teckna IOP med kommunen?"
+    old = [{"entity": "org_kind", "start": previous.index("stiftelse"), "end": previous.index("stiftelse") + 9}]
+    message = "och om vi är en ideell förening?"
+    new = [{"entity": "org_kind", "start": message.index("ideell"), "end": len(message) - 1}]
+    assert A.changed_question(previous, old, message, new) == "Vi är en ideell förening i Gävle. Kan vi teckna IOP med kommunen?"
+    # Without a question sentence nothing is left out.
+    assert A.changed_question("Berätta om IOP. Vi är en stiftelse", [], "och för regioner?", []) == (
+        "Berätta om IOP. Vi är en stiftelse – regioner?")
+
+
 def test_changed_question_adds_a_detail_the_question_lacked():
     assert A.changed_question("Vad är IOP?", [], "och om det gäller en region?", []) == "Vad är IOP – en region?"
     new = [{"entity": "buyer_kind", "start": 11, "end": 17, "value": "region"}]
