@@ -26,7 +26,7 @@ from assistant.inbox import InboxLimited
 from assistant.language import LANGUAGES, SWEDISH, detect_language
 from assistant.payload import is_answer
 from assistant.runtime import get_runtime
-from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount
+from assistant.thresholds import BUYER_KINDS, PURCHASE_KINDS, assess, describe, parse_amount, per_year
 from index.paragraphs import sentence_units
 from index.query import ACRONYMS
 
@@ -72,7 +72,7 @@ _CHECK_REQUEST = re.compile(
 # med nån", "Ja, prata med en person" (the button's title typed), "kan nån kontakta mig", "ring mig istället".
 _HUMAN_REQUEST = re.compile(
     r"^\s{0,5}(?:(?:ok|okej|ja|jo|hej|nej|yes|hi|hello)[,.!]?\s{1,3})?(?:"
-    r"(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want to |i'd like to "
+    r"(?:(?:kan|får|could|can|may) (?:jag|i) |jag vill (?:gärna )?|jag skulle vilja |i want (?:to )?|i'd like to "
     r"|i would like to |please |snälla |låt mig )?"
     r"(?:få |get to )?(?:prata|tala|snacka|chatta|talk|speak|chat)\s(?:med|with|to)\s(?:en |a |någon|nån|someone|somebody|)"
     r"\s{0,2}(?:person|människa|manniska|handläggare|rådgivare|human|real person|advisor|adviser|staff|någon|nån|someone"
@@ -80,7 +80,13 @@ _HUMAN_REQUEST = re.compile(
     r"|(?:(?:kan|skulle|could|can|will|would) (?:någon|nån|ni|du|en person|en rådgivare|someone|somebody|you|a person"
     r"|an advisor) )?(?:kontakta|ringa|ring|mejla|maila|contact|call|email|e-mail|phone) (?:mig|me)"
     # ... and nothing after it but "istället", "tillbaka", "tack" (not "inte", "the answer", a name)
-    r"(?:\s{1,3}(?:istället|istallet|tillbaka|gärna|snälla|tack|instead|back|please|asap))?\s{0,3}[.!?]{0,3}\s{0,3}$)",
+    r"(?:\s{1,3}(?:istället|istallet|tillbaka|gärna|snälla|tack|instead|back|please|asap))?\s{0,3}[.!?]{0,3}\s{0,3}$"
+    # "i need help from a real human", "is there a person I can ask", or the word alone ("human", "människa")
+    r"|(?:(?:i need|jag behöver|jag vill ha) (?:help from|hjälp (?:av|från)) |(?:is there|finns det) )?"
+    r"(?:a |an |any |en |någon |nån )?(?:real |riktig |levande )?"
+    r"(?:human|agent|person|människa|manniska|handläggare|rådgivare|adviser|advisor)"
+    r"(?: (?:i|jag) (?:can|could|kan) (?:ask|talk to|speak to|fråga|prata med))?"
+    r"(?:\s{1,3}(?:please|tack|snälla))?\s{0,3}[.!?]{0,3}\s{0,3}$)",
     re.IGNORECASE)
 _MENTIONS_PERSON = re.compile(r"\b(?:prata|tala|talk|speak|kontakta|contact|vända mig|turn to)\b", re.IGNORECASE)
 MAX_QUESTION_SCAN = 2000
@@ -564,7 +570,8 @@ class ActionFeedback(TypedMessageAction):
 # -- thresholds ----------------------------------------------------------------------------------
 _PURCHASE_WORDS = {
     "bilaga2": ("bilaga 2", "bilaga2", "sociala tjänst", "sociala och andra", "särskilda tjänst", "annex 2",
-                "social service", "vård", "omsorg", "hälsovård", "socialtjänst", "utbildning"),
+                "annex ii", "social service", "social and other", "specific service", "vård", "omsorg", "hälsovård",
+                "socialtjänst", "utbildning"),
     "byggentreprenad": ("bygg", "entreprenad", "construction", "works"),
     "varor": ("vara", "varor", "produkt", "goods", "supplies", "products"),
     "tjanster": ("tjänst", "tjanst", "service"),
@@ -664,7 +671,11 @@ class ValidateThresholdForm(FormValidationAction):
 
     async def validate_purchase_kind(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                      domain: DomainDict) -> dict[str, Any]:
-        kind = value if value in PURCHASE_KINDS else _keyword_value(str(value or ""), _PURCHASE_WORDS)
+        # The message's own words first, as for the amount: of "Social and other specific services" the NLU
+        # tagged "services", and the check compared ordinary services' limits.
+        text = tracker.latest_message.get("text") or ""
+        typed = None if text.startswith("/") else _keyword_value(text, _PURCHASE_WORDS)
+        kind = typed or (value if value in PURCHASE_KINDS else _keyword_value(str(value or ""), _PURCHASE_WORDS))
         if kind is None:  # the form asks again, with its buttons
             dispatcher.utter_message(text=texts.invalid_purchase_kind(language(tracker)))
         return {"purchase_kind": kind}
@@ -742,6 +753,16 @@ class ActionRouteHuman(Action):
         return [*events, SlotSet("handoff_requested", False)]
 
 
+def amount_source(tracker: Tracker, amount: float) -> str:
+    """The message the checked amount was read from: the latest user message (or the last question, when the
+    check began from its button) that states this amount; "" when none does."""
+    texts_seen = [str(e.get("text") or "") for e in reversed(tracker.events) if e.get("event") == "user"][:12]
+    for text in [*texts_seen, str(tracker.get_slot("last_question") or "")]:
+        if text and not text.startswith("/") and parse_amount(text) == amount:
+            return text
+    return ""
+
+
 class ActionCheckThreshold(Action):
     """Compare the amount with every threshold figure the documents state, quoting each rule and year."""
 
@@ -766,8 +787,12 @@ class ActionCheckThreshold(Action):
             numbers[rule.paragraph_id] = len(citations) + 1
             citations.append(Citation.from_hit(len(citations) + 1, context.paragraph, rule.sentence))
         body = describe(assessment, numbers, lang)
+        yearly = per_year(amount_source(tracker, float(tracker.get_slot("amount"))))
+        if yearly:  # the documents do not say how a yearly sum counts against the limits: said first, and partial
+            body = f"{texts.yearly_amount(lang)}\n{body}"
         text = f"{body}\n{texts.sources_block(citations, lang)}" if citations else body
-        custom = message(lang, text, "full" if citations else "none", citations, body)
+        coverage = ("partial" if yearly else "full") if citations else "none"
+        custom = message(lang, text, coverage, citations, body)
         dispatcher.utter_message(text=text, json_message=dict(custom))
         return [SlotSet("amount", None), SlotSet("cited_ids", [c.paragraph_id for c in citations]),
                 SlotSet("answered", bool(citations))]

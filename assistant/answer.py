@@ -148,10 +148,15 @@ class Answerer:
         the NLU is confident the message asks about the assistant's topics, so a "none" verdict is
         hedged as "partial" (the nearest quotes, with what is missing said first) rather than declined."""
         n = self.settings.max_citations
+        limit = self.engine.settings.max_query_chars
+        # A chatty message longer than the search takes (the chat accepts more) is searched as its question
+        # sentence(s), or its end, where the question usually is: a 630-character message was refused.
+        query = question if len(question) <= limit else (question_focus(question) or question)[-limit:].strip()
         try:
-            result = self.engine.search(question, min(self.settings.max_k, CANDIDATES + len(skip)))
+            result = self.engine.search(query, min(self.settings.max_k, CANDIDATES + len(skip)))
         except QueryError as exc:
-            return Answer(question, language, "none", str(exc), str(exc), reason="invalid")
+            text = str(exc) if language == SWEDISH else texts.query_refused(language)
+            return Answer(question, language, "none", text, text, reason="invalid")
         analysis = self.terms.analyse(result.query, result.english)
         features = self.features(result, analysis, result.hits)
         verdict = self.model.verdict(features)

@@ -170,6 +170,20 @@ def invalid_amount(language: str) -> str:
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
 
 
+def query_refused(language: str) -> str:
+    """An English reply for a message the search cannot take (no words to search for)."""
+    return f"There is nothing in that message to search for. Ask me a question, for example about {TOPICS_EN}."
+
+
+def yearly_amount(language: str) -> str:
+    if _en(language):
+        return ("You gave the amount per year. The documents do not say how a yearly amount counts against the "
+                "limits (for a contract over several years, for example), so I compare it as written: ask a person "
+                "before you rely on it.")
+    return ("Du angav beloppet per år. Dokumenten säger inte hur ett årsbelopp räknas mot gränserna (till exempel "
+            "för ett avtal över flera år), så jag jämför det som det står: fråga en person innan du litar på det.")
+
+
 def invalid_purchase_kind(language: str) -> str:
     if _en(language):
         return "I could not tell what kind of purchase that is."

@@ -28,11 +28,12 @@ _NUMBER = (r"\d{1,3}(?:,\d{3}){1,5}(?!\d)|\d{1,3}(?:[ \u00a0\u202f.]\d{3}){1,5}(
            r"|\d{1,15}(?:[.,]\d{1,6})?")
 MAX_AMOUNT_TEXT = 1000  # longer messages are not form answers: only their start is read
 _AMOUNT = re.compile(
-    rf"(?<![\d,.])(?P<num>{_NUMBER})\s{{0,3}}(?P<unit>miljarder|miljard|miljoner|miljon|mnkr|mkr|msek|mn|m|tkr|tusen|k|kr|kronor|sek|:-)?"
+    rf"(?<![\d,.])(?P<num>{_NUMBER})\s{{0,3}}(?P<unit>miljarder|miljard|miljoner|miljon|millions|million|billion|thousand|mnkr|mkr|msek|mn|m|tkr|tusen|k|kr|kronor|sek|:-)?"
     r"(?![\w])",
     re.IGNORECASE,
 )
-_SCALE = {"miljarder": 1e9, "miljard": 1e9, "miljoner": 1e6, "miljon": 1e6, "mnkr": 1e6, "mkr": 1e6, "msek": 1e6,
+_SCALE = {"miljarder": 1e9, "miljard": 1e9, "billion": 1e9, "miljoner": 1e6, "miljon": 1e6, "million": 1e6,
+          "millions": 1e6, "thousand": 1e3, "mnkr": 1e6, "mkr": 1e6, "msek": 1e6,
           "mn": 1e6, "m": 1e6, "tkr": 1e3, "tusen": 1e3, "k": 1e3}
 _CURRENCY = {"kr", "kronor", "sek", ":-"}
 _YEAR_AFTER = re.compile(r"^\s{0,5}(?:kronor|kr)?\s{0,5}(?:år|for|för|in)?\s{0,5}(20\d\d)\b", re.IGNORECASE)
@@ -43,6 +44,16 @@ def _kronor(m: re.Match[str]) -> tuple[str, float | None]:
     unit = (m.group("unit") or "").lower()
     value = _number(m.group("num"))
     return unit, None if value is None else value * _SCALE.get(unit, 1.0)
+
+
+# "300 000 kr per år", "500k a year": a yearly sum. The documents do not say how one counts against the limits.
+_PER_YEAR = re.compile(r"(?:\bper år\b|\bom året\b|\bi året\b|\bårligen\b|/\s{0,2}år\b|\bper year\b|\ba year\b"
+                       r"|\bper annum\b|\bannually\b|\byearly\b|\beach year\b|/\s{0,2}year\b)", re.IGNORECASE)
+
+
+def per_year(text: str) -> bool:
+    """Whether ``text`` gives its amount per year ("300 000 kr per år", "500k a year")."""
+    return bool(_PER_YEAR.search((text or "")[:MAX_AMOUNT_TEXT]))
 
 
 def parse_amount(text: str) -> float | None:

@@ -401,7 +401,9 @@ def test_threshold_form_validates_the_amount(runtime):
 
 
 @pytest.mark.parametrize("text", ["ok kan jag prata med nån", "kan nån kontakta mig", "ring mig istället",
-                                  "Ja, prata med en person", "can someone contact me?", "kan du ringa mig?"])
+                                  "Ja, prata med en person", "can someone contact me?", "kan du ringa mig?",
+                                  "i want talk with human", "i need help from a real human",
+                                  "is there a person I can ask", "human", "Människa!"])
 def test_a_request_for_a_person_starts_the_hand_over_whatever_the_nlu_read(runtime, text):
     """These were read as questions, searched, and answered "not in the documents"."""
     dispatcher = CollectingDispatcher()
@@ -415,7 +417,8 @@ def test_a_request_for_a_person_starts_the_hand_over_whatever_the_nlu_read(runti
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"} == {"threshold_check": True,
                                                                                "amount": 1_500_000.0}
     # A refusal or anything after "ring mig" is no request (the review found "nej, ring mig inte" starting it).
-    for text in ("nej, ring mig inte", "ok, kontakta mig inte", "call me Anna", "email me the answer"):
+    for text in ("nej, ring mig inte", "ok, kontakta mig inte", "call me Anna", "email me the answer",
+                 "finns det en person som ansvarar för IOP på kommunen?", "human rights in procurement?"):
         assert not A.explicit_request(text, A._HUMAN_REQUEST), text
     # Read as a greeting, a request for a person is one all the same.
     events = asyncio.run(A.ActionSmallTalk().run(CollectingDispatcher(), tracker("hej kan nån kontakta mig", "greet"), {}))
@@ -478,6 +481,26 @@ def test_a_question_typed_in_the_amount_check_is_answered_and_the_check_asks_aga
     assert {"event": "active_loop", "name": None, "timestamp": None} in events
     assert {"event": "followup", "name": "human_form", "timestamp": None} in events
     assert "person" in dispatcher.messages[0]["text"]
+
+
+def test_a_yearly_amount_is_checked_as_written_and_says_the_documents_do_not_say_how_it_counts(runtime):
+    """"check 300 000 kr per year for 3 years" was called "under the direct award limit" with no word on it."""
+    events = [{"event": "user", "text": "check 300 000 kr per year for 3 years", "parse_data": {}}]
+    slots = {"amount": 300_000.0, "purchase_kind": "tjanster", "buyer_kind": "kommun", "language": "en"}
+    messages, _ = run(A.ActionCheckThreshold(), tracker("municipality", "inform", slots=slots, events=events))
+    custom = messages[0]["custom"]
+    assert messages[0]["text"].startswith("You gave the amount per year") and custom["coverage"] == "partial"
+    messages, _ = run(A.ActionCheckThreshold(), tracker("municipality", "inform", slots=slots, events=[
+        {"event": "user", "text": "check 300 000 kr", "parse_data": {}}]))
+    assert "per year" not in messages[0]["text"] and messages[0]["custom"]["coverage"] == "full"
+    # Typed in English: the Annex 2 kind and a sum in millions.
+    assert A._keyword_value("Social and other specific services", A._PURCHASE_WORDS) == "bilaga2"
+    form, dispatcher = A.ValidateThresholdForm(), CollectingDispatcher()
+    t = tracker("Social and other specific services", "inform", active_loop="threshold_form")
+    assert asyncio.run(form.validate_purchase_kind("tjanster", dispatcher, t, {})) == {"purchase_kind": "bilaga2"}
+    from assistant.thresholds import parse_amount
+
+    assert parse_amount("check 1.2 million kronor") == 1_200_000 and parse_amount("2 million SEK") == 2_000_000
 
 
 def test_threshold_check_shows_each_conflicting_figure_with_source_and_year(runtime):

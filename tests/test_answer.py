@@ -215,3 +215,14 @@ def test_an_answer_names_what_the_question_lacks_not_its_context(answerer):
     asked = answerer.answer("Vi är ett kooperativ i Skellefteå och har funderat länge på det här med avtal. "
                             "Behöver vi F-skatt för ett partnerskap med kommunen?")
     assert "F-skatt" in asked.text
+
+
+def test_a_message_longer_than_the_search_takes_is_searched_as_its_question(answerer):
+    """A 630-character English message was refused in Swedish ("Frågan är för lång")."""
+    context = "We are a small association and we have been thinking about this for a long time. " * 8
+    answer = answerer.answer(context + "How often do the municipality and the association meet in a partnership?",
+                             "en")
+    assert len(answer.question) > answerer.engine.settings.max_query_chars
+    assert answer.reason != "invalid" and "för lång" not in answer.text
+    refused = answerer.answer("?!", "en")
+    assert refused.reason == "invalid" and refused.text.startswith("There is nothing in that message")
