@@ -15,7 +15,8 @@ _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _MARGIN = 1.5  # summed zipf difference needed before a message counts as one language
 MAX_LANGUAGE_CHARS = 2000  # the language of a message is read from its start: bounded time on any input
 # Chat words that are frequent in Swedish text too but, alone in a message, mean English.
-_ENGLISH_CHAT = frozenset({"hello", "hi", "hey", "thanks", "thank", "bye", "goodbye", "please", "yes", "no", "sure"})
+_ENGLISH_CHAT = frozenset({"hello", "hi", "hey", "thanks", "thank", "bye", "goodbye", "please", "yes", "no", "sure",
+                           "human", "cancel", "help", "more"})  # "human" alone got the Swedish hand-over (session 26)
 
 
 @lru_cache(maxsize=20000)

@@ -53,6 +53,9 @@ def test_contacts_are_taken_out_before_the_language_is_read():
     from assistant.language import detect_language
 
     assert detect_language("anna.andersson@example.se", "sv") == "sv"  # unchanged by the address alone
+    # A one-word English request ("human", "cancel", "more") is English, as "hello" is; Swedish stays Swedish.
+    assert [detect_language(w) for w in ("human", "Cancel", "more", "help")] == ["en"] * 4
+    assert detect_language("människa") == "sv" and detect_language("kan ni hjälpa mig med IOP?") == "sv"
     assert handoff.without_contacts("skriv till anna@example.se eller 070-123 45 67").split() == ["skriv", "till",
                                                                                                    "eller"]
 
