@@ -352,10 +352,10 @@ class ActionAnswer(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         listen = self.after_contact()
         question = (tracker.latest_message.get("text") or "").strip()
-        if not question.startswith("/") and explicit_request(question, _HUMAN_REQUEST):
+        if asks_for_person(question):
             # "kan nån kontakta mig", "ok kan jag prata med nån": whatever the NLU read, the request for a
             # person starts the hand-over (until session 26 these were searched and "not in the documents").
-            return [*start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True), FollowupAction("human_form")]
+            return begin_handoff(dispatcher, tracker)
         amount = parse_amount(question) if explicit_request(question, _CHECK_REQUEST) else None
         if amount is not None and amount >= 100:
             # "kolla 1 500 000 kr" read as nlu_fallback was searched: the request starts the check all the same.
@@ -638,15 +638,15 @@ class ValidateThresholdForm(FormValidationAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
+        # Ending the check: its slots emptied and the loop deactivated (action_check_threshold then compares nothing).
+        end_check = [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None), ActiveLoop(None)]
         if handoff.is_cancel(text):
             dispatcher.utter_message(response="utter_cancelled")
-            return [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None), ActiveLoop(None)]
-        if not text.startswith("/") and explicit_request(text, _HUMAN_REQUEST):
+            return end_check
+        if asks_for_person(text):
             # "kan jag prata med en person?" typed in the check (read as a question, not request_human): the
             # check ends and the hand-over starts, as the request would anywhere else.
-            return [*(SlotSet(slot, None) for slot in THRESHOLD_SLOTS), SlotSet("requested_slot", None),
-                    ActiveLoop(None), *start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True),
-                    FollowupAction("human_form")]
+            return [*end_check, *begin_handoff(dispatcher, tracker)]
         if tracker.get_slot("requested_slot") in THRESHOLD_SLOTS and question_in_form(text):
             answered = await ActionAnswer().run(dispatcher, tracker, domain)
             kept = [e for e in answered if e.get("event") == "slot" and e.get("name") not in THRESHOLD_SLOTS]
@@ -701,7 +701,7 @@ class ActionSmallTalk(TypedMessageAction):
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         text = tracker.latest_message.get("text") or ""
-        if asks_something(text, intent) or explicit_request(text, _HUMAN_REQUEST):
+        if asks_something(text, intent) or asks_for_person(text):
             return await ActionAnswer().run(dispatcher, tracker, domain)
         if acknowledgement_only(text) and not set(_words(text)) & THANKS_WORDS:
             # "ok", "jaha" read as thanks or a greeting: acknowledged (ActionAnswer), not "Varsågod!"
@@ -775,7 +775,8 @@ class ActionCheckThreshold(Action):
         lang = language(tracker)
         runtime = get_runtime()
         buyer = tracker.get_slot("buyer_kind")
-        assessment = assess(float(tracker.get_slot("amount")), tracker.get_slot("purchase_kind"),
+        amount = float(tracker.get_slot("amount"))
+        assessment = assess(amount, tracker.get_slot("purchase_kind"),
                             buyer if buyer in BUYER_KINDS else None, runtime.threshold_rules)
         citations: list[Citation] = []
         numbers: dict[str, int] = {}
@@ -787,7 +788,7 @@ class ActionCheckThreshold(Action):
             numbers[rule.paragraph_id] = len(citations) + 1
             citations.append(Citation.from_hit(len(citations) + 1, context.paragraph, rule.sentence))
         body = describe(assessment, numbers, lang)
-        yearly = per_year(amount_source(tracker, float(tracker.get_slot("amount"))))
+        yearly = per_year(amount_source(tracker, amount))
         if yearly:  # the documents do not say how a yearly sum counts against the limits: said first, and partial
             body = f"{texts.yearly_amount(lang)}\n{body}"
         text = f"{body}\n{texts.sources_block(citations, lang)}" if citations else body
@@ -815,6 +816,17 @@ def start_handoff(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Ev
             SlotSet("handoff_contact", tracker.get_slot("handoff_contact_offer") or None),
             SlotSet("handoff_confirm", None), SlotSet("handoff_cancelled", None),
             SlotSet("handoff_contact_offer", None)]
+
+
+def asks_for_person(text: str) -> bool:
+    """A typed message (no button payload) that explicitly asks for a person (``_HUMAN_REQUEST``)."""
+    return not text.startswith("/") and explicit_request(text, _HUMAN_REQUEST)
+
+
+def begin_handoff(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """From an action the rules do not follow with the form (the NLU did not read request_human): the consent
+    text, the form's slots, and the form next."""
+    return [*start_handoff(dispatcher, tracker), SlotSet("handoff_requested", True), FollowupAction("human_form")]
 
 
 def cancel_handoff() -> dict[str, Any]:

@@ -155,7 +155,7 @@ class Answerer:
         try:
             result = self.engine.search(query, min(self.settings.max_k, CANDIDATES + len(skip)))
         except QueryError as exc:
-            text = str(exc) if language == SWEDISH else texts.query_refused(language)
+            text = str(exc) if language == SWEDISH else texts.query_refused_en()
             return Answer(question, language, "none", text, text, reason="invalid")
         analysis = self.terms.analyse(result.query, result.english)
         features = self.features(result, analysis, result.hits)

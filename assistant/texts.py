@@ -170,8 +170,8 @@ def invalid_amount(language: str) -> str:
     return "Jag kunde inte läsa ut något belopp. Skriv det i kronor, till exempel ”700 000 kr” eller ”1,2 miljoner”."
 
 
-def query_refused(language: str) -> str:
-    """An English reply for a message the search cannot take (no words to search for)."""
+def query_refused_en() -> str:
+    """The English reply for a message the search cannot take (the search's own reasons are Swedish)."""
     return f"There is nothing in that message to search for. Ask me a question, for example about {TOPICS_EN}."
 
 
